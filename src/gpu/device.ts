@@ -1,0 +1,182 @@
+/**
+ * WebGPU device acquisition: one device per process, shared by every caller and never
+ * destroyed (destroying a device with live buffers has hung in past Deno versions).
+ *
+ * The adapter's real limits are requested instead of WebGPU's small defaults, GPU errors
+ * raised inside {@linkcode withErrorScope} become thrown `Error`s naming the object's label,
+ * and a lost device is reported once on stderr.
+ *
+ * @module
+ */
+
+/** What a run logs about the adapter it uses. */
+export interface AdapterSummary {
+  /** Human-readable adapter name, e.g. "llvmpipe (LLVM 15.0.6, 256 bits)". */
+  description: string;
+  /** Vendor string or id as the adapter reports it. */
+  vendor: string;
+  /** Architecture string (often empty). */
+  architecture: string;
+  /** True for software or otherwise degraded adapters. */
+  isFallbackAdapter: boolean;
+  /** Limits that were granted to the device (numbers, not BigInts). */
+  limits: GpuLimits;
+  /** Optional features enabled on the device. */
+  features: string[];
+}
+
+/** Device limits the project relies on, as plain numbers. */
+export interface GpuLimits {
+  maxBufferSize: number;
+  maxStorageBufferBindingSize: number;
+  maxComputeWorkgroupStorageSize: number;
+  maxComputeInvocationsPerWorkgroup: number;
+  maxComputeWorkgroupsPerDimension: number;
+  maxStorageBuffersPerShaderStage: number;
+  minStorageBufferOffsetAlignment: number;
+  minUniformBufferOffsetAlignment: number;
+}
+
+/** The process-wide GPU: adapter, device and what was granted. */
+export interface Gpu {
+  adapter: GPUAdapter;
+  device: GPUDevice;
+  queue: GPUQueue;
+  info: AdapterSummary;
+  limits: GpuLimits;
+}
+
+/** Options for {@linkcode getGpu}; only the first call's options take effect. */
+export interface GetGpuOptions {
+  /** Print the adapter description (and a fallback warning) on stderr. Default false. */
+  log?: boolean;
+}
+
+const LIMIT_NAMES: (keyof GpuLimits)[] = [
+  "maxBufferSize",
+  "maxStorageBufferBindingSize",
+  "maxComputeWorkgroupStorageSize",
+  "maxComputeInvocationsPerWorkgroup",
+  "maxComputeWorkgroupsPerDimension",
+  "maxStorageBuffersPerShaderStage",
+  "minStorageBufferOffsetAlignment",
+  "minUniformBufferOffsetAlignment",
+];
+
+/** Message shown when no WebGPU adapter exists on this machine. */
+export const NO_ADAPTER_MESSAGE = "No WebGPU adapter found: install a GPU driver with Vulkan " +
+  "support, or Mesa's software Vulkan driver for a CPU adapter " +
+  "(Debian/Ubuntu: apt-get install mesa-vulkan-drivers); set DENO_WEBGPU_BACKEND=vulkan to pin " +
+  "the backend";
+
+let pending: Promise<Gpu> | undefined;
+
+/**
+ * Returns the process-wide GPU, creating it on first use.
+ *
+ * @param options logging; only the first call's options matter.
+ * @returns the shared adapter, device and granted limits.
+ * @throws Error with {@linkcode NO_ADAPTER_MESSAGE} when no adapter exists.
+ *
+ * @example Get the device (needs a WebGPU adapter)
+ * ```ts ignore
+ * import { getGpu } from "./device.ts";
+ * const gpu = await getGpu({ log: true });
+ * console.log(gpu.info.description);
+ * ```
+ */
+export function getGpu(options: GetGpuOptions = {}): Promise<Gpu> {
+  pending ??= createGpu(options).catch((e) => {
+    pending = undefined;
+    throw e;
+  });
+  return pending;
+}
+
+async function createGpu(options: GetGpuOptions): Promise<Gpu> {
+  if (typeof navigator === "undefined" || !("gpu" in navigator) || !navigator.gpu) {
+    throw new Error(NO_ADAPTER_MESSAGE);
+  }
+  const adapter = await navigator.gpu.requestAdapter({ powerPreference: "high-performance" });
+  if (!adapter) throw new Error(NO_ADAPTER_MESSAGE);
+
+  const requiredLimits: Record<string, number> = {};
+  for (const name of LIMIT_NAMES) {
+    // Deno 2.0 returned BigInts here; Number() handles both.
+    requiredLimits[name] = Number((adapter.limits as unknown as Record<string, number>)[name]);
+  }
+  const wanted: GPUFeatureName[] = ["shader-f16", "timestamp-query"];
+  const features = wanted.filter((f) => adapter.features.has(f));
+  const device = await adapter.requestDevice({
+    label: "bst.device",
+    requiredLimits,
+    requiredFeatures: features,
+  });
+  const limits = {} as GpuLimits;
+  for (const name of LIMIT_NAMES) {
+    limits[name] = Number((device.limits as unknown as Record<string, number>)[name]);
+  }
+  const info = adapter.info;
+  const summary: AdapterSummary = {
+    description: info.description || info.device || "unknown adapter",
+    vendor: info.vendor,
+    architecture: info.architecture,
+    isFallbackAdapter: Boolean(
+      (info as unknown as { isFallbackAdapter?: boolean }).isFallbackAdapter ??
+        (adapter as unknown as { isFallbackAdapter?: boolean }).isFallbackAdapter,
+    ),
+    limits,
+    features,
+  };
+  device.lost.then((lost) => {
+    if (lost.reason !== "destroyed") {
+      console.error(`WebGPU device lost (${lost.reason}): ${lost.message}`);
+    }
+  });
+  if (options.log) logAdapter(summary);
+  return { adapter, device, queue: device.queue, info: summary, limits };
+}
+
+/** Prints the adapter line (and a warning for a fallback adapter) on stderr. */
+export function logAdapter(info: AdapterSummary): void {
+  console.error(`WebGPU adapter: ${info.description}`);
+  if (info.isFallbackAdapter) {
+    console.error(
+      "warning: this is a fallback (software) adapter: everything works, but slowly",
+    );
+  }
+}
+
+/**
+ * Runs `fn` inside validation and out-of-memory error scopes and throws an `Error` naming
+ * `label` if the GPU reports one.
+ *
+ * @param gpu the shared GPU.
+ * @param label the object's label, used in the message.
+ * @param what what is being done, e.g. "create buffer".
+ * @param fn the work; its result is returned.
+ * @returns what `fn` returns.
+ */
+export async function withErrorScope<T>(
+  gpu: Gpu,
+  label: string,
+  what: string,
+  fn: () => T,
+): Promise<T> {
+  gpu.device.pushErrorScope("out-of-memory");
+  gpu.device.pushErrorScope("validation");
+  let result: T;
+  try {
+    result = fn();
+  } finally {
+    const validation = await gpu.device.popErrorScope();
+    const oom = await gpu.device.popErrorScope();
+    const err = oom ?? validation;
+    if (err) {
+      const kind = oom ? "out of GPU memory" : "GPU validation error";
+      // deno-lint-ignore no-unsafe-finally
+      throw new Error(`Cannot ${what} "${label}": ${kind}: ${err.message.trim()}`);
+    }
+  }
+  return result;
+}

@@ -1,0 +1,236 @@
+/**
+ * Compute pipelines and dispatches.
+ *
+ * Kernels are planned once and encoded many times: {@linkcode planDispatch} compiles (or
+ * takes from the cache) the pipeline for a WGSL source + entry point + `override` constants,
+ * writes the kernel's uniform parameters, and builds the bind group. A training step is then
+ * a list of {@linkcode Dispatch}es encoded into one compute pass — no allocation, no
+ * read-back.
+ *
+ * Binding convention for every kernel in `kernels/`: `@group(0) @binding(0)` is a uniform
+ * `Params` struct; storage buffers follow at bindings 1, 2, … in the order the wrapper passes
+ * them.
+ *
+ * @module
+ */
+
+import { type Gpu, withErrorScope } from "./device.ts";
+import { roundUp, type Tensor } from "./tensor.ts";
+
+/** One planned compute dispatch. */
+export interface Dispatch {
+  label: string;
+  pipeline: GPUComputePipeline;
+  bindGroup: GPUBindGroup;
+  workgroups: readonly [number, number, number];
+}
+
+/** A field of a uniform `Params` struct: a plain number is a u32. */
+export type ParamField = number | { f32: number } | { i32: number };
+
+/** Marks a uniform field as f32. */
+export function f32(x: number): { f32: number } {
+  return { f32: x };
+}
+
+/** Marks a uniform field as i32. */
+export function i32(x: number): { i32: number } {
+  return { i32: x };
+}
+
+/** Packs uniform fields (4 bytes each, in order) into a 16-byte-padded buffer. */
+export function packParams(fields: readonly ParamField[]): ArrayBuffer {
+  const buf = new ArrayBuffer(Math.max(16, roundUp(fields.length * 4, 16)));
+  const view = new DataView(buf);
+  fields.forEach((f, i) => {
+    if (typeof f === "number") {
+      if (!Number.isInteger(f) || f < 0 || f > 0xffffffff) {
+        throw new Error(`Uniform field ${i} must be a u32, got ${f}`);
+      }
+      view.setUint32(i * 4, f, true);
+    } else if ("f32" in f) view.setFloat32(i * 4, f.f32, true);
+    else view.setInt32(i * 4, f.i32, true);
+  });
+  return buf;
+}
+
+/** Creates a uniform buffer holding `fields`. */
+export function createParams(gpu: Gpu, label: string, fields: readonly ParamField[]): GPUBuffer {
+  const data = packParams(fields);
+  const buffer = gpu.device.createBuffer({
+    label: `${label}.params`,
+    size: data.byteLength,
+    usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
+  });
+  gpu.queue.writeBuffer(buffer, 0, data);
+  return buffer;
+}
+
+/** Overwrites a uniform buffer made by {@linkcode createParams}. */
+export function writeParams(gpu: Gpu, buffer: GPUBuffer, fields: readonly ParamField[]): void {
+  gpu.queue.writeBuffer(buffer, 0, packParams(fields));
+}
+
+const modules = new Map<string, GPUShaderModule>();
+const pipelines = new Map<string, Promise<GPUComputePipeline>>();
+const codeIds = new Map<string, number>();
+
+/** Specification of a compute pipeline. */
+export interface PipelineSpec {
+  /** WGSL source, usually from `import src from "../../kernels/x.wgsl" with { type: "text" }`. */
+  code: string;
+  /** Entry point name (default "main"). */
+  entryPoint?: string;
+  /** `override` constants set at pipeline creation. */
+  constants?: Record<string, number>;
+  /** Label for messages, e.g. "matmul". */
+  label: string;
+}
+
+/**
+ * Returns the cached compute pipeline for `spec`, compiling it on first use inside error
+ * scopes so a WGSL or validation error becomes an `Error` naming the label.
+ */
+export function getPipeline(gpu: Gpu, spec: PipelineSpec): Promise<GPUComputePipeline> {
+  const entryPoint = spec.entryPoint ?? "main";
+  let id = codeIds.get(spec.code);
+  if (id === undefined) {
+    id = codeIds.size;
+    codeIds.set(spec.code, id);
+  }
+  const constants = spec.constants ?? {};
+  const key = `${id}|${entryPoint}|${
+    Object.keys(constants).sort().map((k) => `${k}=${constants[k]}`).join(",")
+  }`;
+  let p = pipelines.get(key);
+  if (!p) {
+    p = compile(gpu, spec, entryPoint, constants, key);
+    pipelines.set(key, p);
+    p.catch(() => pipelines.delete(key));
+  }
+  return p;
+}
+
+async function compile(
+  gpu: Gpu,
+  spec: PipelineSpec,
+  entryPoint: string,
+  constants: Record<string, number>,
+  key: string,
+): Promise<GPUComputePipeline> {
+  let module = modules.get(spec.code);
+  if (!module) {
+    module = await withErrorScope(
+      gpu,
+      spec.label,
+      "compile shader",
+      () => gpu.device.createShaderModule({ label: spec.label, code: spec.code }),
+    );
+    const info = await module.getCompilationInfo();
+    const errors = info.messages.filter((m) => m.type === "error");
+    if (errors.length > 0) {
+      const m = errors[0];
+      throw new Error(
+        `Cannot compile shader "${spec.label}": line ${m.lineNum}:${m.linePos}: ${m.message}`,
+      );
+    }
+    modules.set(spec.code, module);
+  }
+  try {
+    return await withErrorScope(
+      gpu,
+      spec.label,
+      "create pipeline",
+      () =>
+        gpu.device.createComputePipeline({
+          label: `${spec.label}[${key}]`,
+          layout: "auto",
+          compute: { module: module!, entryPoint, constants },
+        }),
+    );
+  } catch (e) {
+    throw new Error(
+      `Cannot create pipeline "${spec.label}" (entry ${entryPoint}): ${(e as Error).message}`,
+    );
+  }
+}
+
+/** Arguments of {@linkcode planDispatch}. */
+export interface PlanSpec extends PipelineSpec {
+  /** Uniform `Params` fields, bound at binding 0. */
+  params: readonly ParamField[];
+  /** Storage buffers bound at 1, 2, … in order. */
+  bindings: readonly (Tensor | GPUBufferBinding)[];
+  /** Workgroup counts; use {@linkcode grid} for 1-D work larger than 65535 groups. */
+  workgroups: readonly [number, number?, number?];
+}
+
+/**
+ * Plans one dispatch: pipeline from the cache, a uniform buffer for `params`, and the bind
+ * group. Binding errors (wrong dtype usage, unused binding) are thrown naming the label.
+ */
+export async function planDispatch(gpu: Gpu, spec: PlanSpec): Promise<Dispatch> {
+  const pipeline = await getPipeline(gpu, spec);
+  const params = createParams(gpu, spec.label, spec.params);
+  const entries: GPUBindGroupEntry[] = [{ binding: 0, resource: { buffer: params } }];
+  spec.bindings.forEach((b, i) => {
+    const resource = "binding" in b && typeof b.binding === "function" ? b.binding() : b;
+    entries.push({ binding: i + 1, resource: resource as GPUBufferBinding });
+  });
+  const bindGroup = await withErrorScope(
+    gpu,
+    spec.label,
+    "create bind group",
+    () =>
+      gpu.device.createBindGroup({
+        label: spec.label,
+        layout: pipeline.getBindGroupLayout(0),
+        entries,
+      }),
+  );
+  const [x, y = 1, z = 1] = spec.workgroups;
+  const max = gpu.limits.maxComputeWorkgroupsPerDimension;
+  if (x > max || y > max || z > max) {
+    throw new Error(
+      `Cannot dispatch "${spec.label}": workgroups [${x}, ${y}, ${z}] exceed the adapter's ` +
+        `limit of ${max} per dimension`,
+    );
+  }
+  return { label: spec.label, pipeline, bindGroup, workgroups: [x, y, z] };
+}
+
+/**
+ * Splits `groups` 1-D workgroups into an (x, y) grid within the per-dimension limit. Kernels
+ * recover the linear id as `wid.x + wid.y * nwg.x` and return when it is past the end.
+ */
+export function grid(gpu: Gpu, groups: number): [number, number, number] {
+  const max = gpu.limits.maxComputeWorkgroupsPerDimension;
+  if (groups <= max) return [Math.max(1, groups), 1, 1];
+  const y = Math.ceil(groups / max);
+  return [Math.ceil(groups / y), y, 1];
+}
+
+/** Encodes dispatches in order into one compute pass of `encoder`. */
+export function encodeDispatches(encoder: GPUCommandEncoder, list: readonly Dispatch[]): void {
+  if (list.length === 0) return;
+  const pass = encoder.beginComputePass();
+  for (const d of list) {
+    pass.setPipeline(d.pipeline);
+    pass.setBindGroup(0, d.bindGroup);
+    pass.dispatchWorkgroups(d.workgroups[0], d.workgroups[1], d.workgroups[2]);
+  }
+  pass.end();
+}
+
+/** Encodes and submits dispatches as one command buffer. Does not wait. */
+export function submit(gpu: Gpu, list: readonly Dispatch[], label = "bst.step"): void {
+  const encoder = gpu.device.createCommandEncoder({ label });
+  encodeDispatches(encoder, list);
+  gpu.queue.submit([encoder.finish()]);
+}
+
+/** Submits and waits until the GPU has finished all submitted work. */
+export async function run(gpu: Gpu, list: readonly Dispatch[], label?: string): Promise<void> {
+  submit(gpu, list, label);
+  await gpu.queue.onSubmittedWorkDone();
+}

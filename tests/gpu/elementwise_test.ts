@@ -1,0 +1,18 @@
+import { getGpu } from "../../src/gpu/device.ts";
+import { run } from "../../src/gpu/kernel.ts";
+import { planAddInPlace, planScale } from "../../src/gpu/elementwise.ts";
+import { readTensor, uploadTensor } from "../../src/gpu/tensor.ts";
+import { assertClose, randomArray } from "../_util.ts";
+
+for (const n of [1, 7, 37, 1000]) {
+  Deno.test(`planScale() and planAddInPlace() match the CPU at n=${n}`, async () => {
+    const gpu = await getGpu();
+    const a = randomArray(n, 1);
+    const b = randomArray(n, 2);
+    const ta = uploadTensor(gpu, a, [n], "test.a");
+    const tb = uploadTensor(gpu, b, [n], "test.b");
+    await run(gpu, [await planScale(gpu, ta, 0.5), await planAddInPlace(gpu, ta, tb, -2)]);
+    const want = a.map((x, i) => Math.fround(Math.fround(x * 0.5) + Math.fround(-2 * b[i])));
+    assertClose(await readTensor(gpu, ta), want, `scale+add n=${n}`, 1e-6, 1e-6);
+  });
+}
