@@ -1,5 +1,5 @@
 /**
- * Elementwise kernels (`kernels/elementwise.wgsl`): in-place scale and axpy.
+ * Elementwise kernels (`kernels/elementwise.wgsl`): in-place scale, axpy and scaled copy.
  *
  * @module
  */
@@ -31,15 +31,30 @@ export function planAddInPlace(
   b: Tensor,
   alpha = 1,
 ): Promise<Dispatch> {
+  return planBinary(gpu, "add_inplace", out, b, alpha);
+}
+
+/** Plans `out = alpha * b` (same element count). */
+export function planCopy(gpu: Gpu, out: Tensor, b: Tensor, alpha = 1): Promise<Dispatch> {
+  return planBinary(gpu, "copy", out, b, alpha);
+}
+
+function planBinary(
+  gpu: Gpu,
+  entryPoint: "add_inplace" | "copy",
+  out: Tensor,
+  b: Tensor,
+  alpha: number,
+): Promise<Dispatch> {
   if (b.numel !== out.numel) {
     throw new Error(
-      `Cannot add "${b.label}" ${b.shapeString()} to "${out.label}" ${out.shapeString()}`,
+      `Cannot ${entryPoint} "${b.label}" ${b.shapeString()} into "${out.label}" ${out.shapeString()}`,
     );
   }
   return planDispatch(gpu, {
-    label: `${out.label}.add`,
+    label: `${out.label}.${entryPoint}`,
     code: src,
-    entryPoint: "add_inplace",
+    entryPoint,
     constants: { WG },
     params: [out.numel, f32(alpha)],
     bindings: [out, b],

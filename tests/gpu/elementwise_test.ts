@@ -1,6 +1,6 @@
 import { getGpu } from "../../src/gpu/device.ts";
 import { run } from "../../src/gpu/kernel.ts";
-import { planAddInPlace, planScale } from "../../src/gpu/elementwise.ts";
+import { planAddInPlace, planCopy, planScale } from "../../src/gpu/elementwise.ts";
 import { readTensor, uploadTensor } from "../../src/gpu/tensor.ts";
 import { assertClose, randomArray } from "../_util.ts";
 
@@ -16,3 +16,12 @@ for (const n of [1, 7, 37, 1000]) {
     assertClose(await readTensor(gpu, ta), want, `scale+add n=${n}`, 1e-6, 1e-6);
   });
 }
+
+Deno.test("planCopy() writes alpha * b at n=37", async () => {
+  const gpu = await getGpu();
+  const b = randomArray(37, 3);
+  const out = uploadTensor(gpu, new Float32Array(37), [37], "test.out");
+  const tb = uploadTensor(gpu, b, [37], "test.b");
+  await run(gpu, [await planCopy(gpu, out, tb, 3)]);
+  assertClose(await readTensor(gpu, out), b.map((x) => Math.fround(3 * x)), "copy", 0, 0);
+});
