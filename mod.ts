@@ -22,3 +22,5 @@ export * from "./src/gpu/tensor.ts";
 export * from "./src/gpu/kernel.ts";
 export * from "./src/gpu/index_lists.ts";
 export * from "./src/gpu/elementwise.ts";
+export * from "./src/train/safetensors.ts";
+export * from "./src/train/param_table.ts";
