@@ -81,6 +81,9 @@ export function validateBstConfig(cfg: BstConfig): void {
   if (!Number.isInteger(cfg.eosTokenId) || cfg.eosTokenId < 0 || cfg.eosTokenId >= cfg.vocabSize) {
     throw new Error(`EOS token id ${cfg.eosTokenId} is outside the vocabulary of ${cfg.vocabSize}`);
   }
+  if (swigluHidden(cfg.nEmbd) === 0) {
+    throw new Error(`Model n_embd ${cfg.nEmbd} is too small: its MLP hidden width rounds to 0`);
+  }
   if (cfg.pairSubsampleRate < 0 || cfg.pairSubsampleRate > 1) {
     throw new Error(`bst_pair_subsample_rate must be in [0, 1], got ${cfg.pairSubsampleRate}`);
   }
