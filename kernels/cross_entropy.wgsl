@@ -1,0 +1,153 @@
+// Softmax cross-entropy (fused forward + backward, in place), log-softmax, and a deterministic
+// weighted sum of per-row losses.
+//
+// Entry points and bindings (binding 0 is the uniform Params; f32 unless noted; resource
+// names alias across entry points, each entry point uses only its own):
+//   ce_fused:      1 logits (N,V) rw — overwritten by dlogits   2 targets (N) i32 read
+//                  3 weights (N) read   4 losses (N) rw
+//                  losses[n] = logsumexp(logits[n]) − logits[n, t]  (unweighted),
+//                  dlogits[n] = weights[n] · (softmax(logits[n]) − onehot(t));
+//                  t = −100 (ignore): loss 0 and a zero gradient row; any other t outside
+//                  [0, V): loss and gradient row NaN, so a bad target cannot go unnoticed.
+//   log_softmax:   1 x (N,V) read   2 y (N,V) rw:  y[n] = x[n] − logsumexp(x[n])
+//   wsum_partial:  1 losses (N) read   2 weights (N) read   3 partials (G) rw
+//                  partials[g] = Σ_{n in chunk g} weights[n]·losses[n], chunk = WG·ITEMS rows
+//   wsum_final:    1 partials (G) read   2 loss_out (S) rw:  loss_out[slot] = Σ_g partials[g]
+// Dispatch: ce_fused and log_softmax: one workgroup per row, N workgroups laid out by grid()
+// (row = wid.x + wid.y · nwg.x). wsum_partial: G = ceil(N / (WG·ITEMS)) workgroups by grid().
+// wsum_final: one workgroup.
+// Every reduction is a per-invocation loop in increasing index followed by a fixed binary
+// tree over the workgroup, so results are bit-reproducible.
+// Overrides: WG (invocations per workgroup, a power of two, default 256), ITEMS (rows per
+// invocation in wsum_partial, default 4).
+
+override WG: u32 = 256u;
+override ITEMS: u32 = 4u;
+
+const IGNORE_INDEX: i32 = -100;
+const NEG_INF: f32 = -3.0e38;
+
+struct Params {
+  N: u32, // rows (ce_fused, log_softmax, wsum_partial) or partial count G (wsum_final)
+  V: u32, // row width (ce_fused, log_softmax)
+  slot: u32, // output index (wsum_final)
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+// ce_fused
+@group(0) @binding(1) var<storage, read_write> logits: array<f32>;
+@group(0) @binding(2) var<storage, read> targets: array<i32>;
+@group(0) @binding(3) var<storage, read> weights: array<f32>;
+@group(0) @binding(4) var<storage, read_write> losses_w: array<f32>;
+// log_softmax
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read_write> y: array<f32>;
+// wsum_partial
+@group(0) @binding(1) var<storage, read> losses_r: array<f32>;
+@group(0) @binding(2) var<storage, read> wsum_weights: array<f32>;
+@group(0) @binding(3) var<storage, read_write> partials_w: array<f32>;
+// wsum_final
+@group(0) @binding(1) var<storage, read> partials_r: array<f32>;
+@group(0) @binding(2) var<storage, read_write> loss_out: array<f32>;
+
+var<workgroup> red: array<f32, WG>;
+
+// Workgroup max of `v`, by a fixed tree; every invocation gets the result.
+fn reduce_max(lid: u32, v: f32) -> f32 {
+  red[lid] = v;
+  workgroupBarrier();
+  for (var s = WG / 2u; s > 0u; s >>= 1u) {
+    if (lid < s) { red[lid] = max(red[lid], red[lid + s]); }
+    workgroupBarrier();
+  }
+  let r = red[0];
+  workgroupBarrier();
+  return r;
+}
+
+// Workgroup sum of `v`, by a fixed tree; every invocation gets the result.
+fn reduce_sum(lid: u32, v: f32) -> f32 {
+  red[lid] = v;
+  workgroupBarrier();
+  for (var s = WG / 2u; s > 0u; s >>= 1u) {
+    if (lid < s) { red[lid] = red[lid] + red[lid + s]; }
+    workgroupBarrier();
+  }
+  let r = red[0];
+  workgroupBarrier();
+  return r;
+}
+
+@compute @workgroup_size(WG)
+fn ce_fused(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+            @builtin(local_invocation_index) lid: u32) {
+  let n = wid.x + wid.y * nwg.x;
+  if (n >= p.N) { return; }
+  let base = n * p.V;
+  let t = targets[n];
+  let ignored = t == IGNORE_INDEX;
+  let valid = t >= 0 && u32(t) < p.V;
+  // Read the target logit before any invocation overwrites the row.
+  let xt = logits[base + select(0u, u32(t), valid)];
+
+  var m = NEG_INF;
+  for (var v = lid; v < p.V; v += WG) { m = max(m, logits[base + v]); }
+  m = reduce_max(lid, m);
+  var s = 0.0;
+  for (var v = lid; v < p.V; v += WG) { s += exp(logits[base + v] - m); }
+  s = reduce_sum(lid, s);
+  let lse = m + log(s);
+
+  var w = weights[n];
+  if (ignored) { w = 0.0; }
+  if (!ignored && !valid) { w = bitcast<f32>(0x7fc00000u); }
+  for (var v = lid; v < p.V; v += WG) {
+    let g = exp(logits[base + v] - lse) - select(0.0, 1.0, valid && v == u32(t));
+    logits[base + v] = w * g;
+  }
+  if (lid == 0u) {
+    var loss = lse - xt;
+    if (ignored) { loss = 0.0; }
+    if (!ignored && !valid) { loss = bitcast<f32>(0x7fc00000u); }
+    losses_w[n] = loss;
+  }
+}
+
+@compute @workgroup_size(WG)
+fn log_softmax(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+               @builtin(local_invocation_index) lid: u32) {
+  let n = wid.x + wid.y * nwg.x;
+  if (n >= p.N) { return; }
+  let base = n * p.V;
+  var m = NEG_INF;
+  for (var v = lid; v < p.V; v += WG) { m = max(m, x[base + v]); }
+  m = reduce_max(lid, m);
+  var s = 0.0;
+  for (var v = lid; v < p.V; v += WG) { s += exp(x[base + v] - m); }
+  s = reduce_sum(lid, s);
+  let lse = m + log(s);
+  for (var v = lid; v < p.V; v += WG) { y[base + v] = x[base + v] - lse; }
+}
+
+@compute @workgroup_size(WG)
+fn wsum_partial(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                @builtin(local_invocation_index) lid: u32) {
+  let g = wid.x + wid.y * nwg.x;
+  let groups = (p.N + WG * ITEMS - 1u) / (WG * ITEMS);
+  if (g >= groups) { return; }
+  var acc = 0.0;
+  for (var k = 0u; k < ITEMS; k++) {
+    let n = g * WG * ITEMS + k * WG + lid;
+    if (n < p.N) { acc += wsum_weights[n] * losses_r[n]; }
+  }
+  let total = reduce_sum(lid, acc);
+  if (lid == 0u) { partials_w[g] = total; }
+}
+
+@compute @workgroup_size(WG)
+fn wsum_final(@builtin(local_invocation_index) lid: u32) {
+  var acc = 0.0;
+  for (var g = lid; g < p.N; g += WG) { acc += partials_r[g]; }
+  let total = reduce_sum(lid, acc);
+  if (lid == 0u) { loss_out[p.slot] = total; }
+}
