@@ -24,3 +24,5 @@ export * from "./src/gpu/index_lists.ts";
 export * from "./src/gpu/elementwise.ts";
 export * from "./src/train/safetensors.ts";
 export * from "./src/train/param_table.ts";
+export * from "./src/config/schema.ts";
+export * from "./src/config/merge.ts";
