@@ -4,6 +4,7 @@
 //   scale:       out *= alpha
 //   add_inplace: out += alpha * b
 //   copy:        out = alpha * b
+//   fill:        out = alpha
 // Dispatch: ceil(n / WG) workgroups over (x, y) from grid(); linear id = wid.x + wid.y * nwg.x.
 // Overrides: WG (default 256).
 
@@ -40,4 +41,12 @@ fn copy(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   let i = (wid.x + wid.y * nwg.x) * WG + lid.x;
   if (i >= p.n) { return; }
   out[i] = p.alpha * b[i];
+}
+
+@compute @workgroup_size(WG)
+fn fill(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+        @builtin(local_invocation_id) lid: vec3<u32>) {
+  let i = (wid.x + wid.y * nwg.x) * WG + lid.x;
+  if (i >= p.n) { return; }
+  out[i] = p.alpha;
 }

@@ -1,5 +1,5 @@
 /**
- * Elementwise kernels (`kernels/elementwise.wgsl`): in-place scale, axpy and scaled copy.
+ * Elementwise kernels (`kernels/elementwise.wgsl`): in-place scale, axpy, scaled copy and fill.
  *
  * @module
  */
@@ -19,6 +19,19 @@ export function planScale(gpu: Gpu, out: Tensor, alpha: number): Promise<Dispatc
     entryPoint: "scale",
     constants: { WG },
     params: [out.numel, f32(alpha)],
+    bindings: [out],
+    workgroups: grid(gpu, Math.ceil(out.numel / WG)),
+  });
+}
+
+/** Plans `out = value` over all of `out` (e.g. zeroing gradients inside a step). */
+export function planFill(gpu: Gpu, out: Tensor, value: number): Promise<Dispatch> {
+  return planDispatch(gpu, {
+    label: `${out.label}.fill`,
+    code: src,
+    entryPoint: "fill",
+    constants: { WG },
+    params: [out.numel, f32(value)],
     bindings: [out],
     workgroups: grid(gpu, Math.ceil(out.numel / WG)),
   });

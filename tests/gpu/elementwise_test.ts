@@ -1,6 +1,6 @@
 import { getGpu } from "../../src/gpu/device.ts";
 import { run } from "../../src/gpu/kernel.ts";
-import { planAddInPlace, planCopy, planScale } from "../../src/gpu/elementwise.ts";
+import { planAddInPlace, planCopy, planFill, planScale } from "../../src/gpu/elementwise.ts";
 import { readTensor, uploadTensor } from "../../src/gpu/tensor.ts";
 import { assertClose, randomArray } from "../_util.ts";
 
@@ -24,4 +24,11 @@ Deno.test("planCopy() writes alpha * b at n=37", async () => {
   const tb = uploadTensor(gpu, b, [37], "test.b");
   await run(gpu, [await planCopy(gpu, out, tb, 3)]);
   assertClose(await readTensor(gpu, out), b.map((x) => Math.fround(3 * x)), "copy", 0, 0);
+});
+
+Deno.test("planFill() sets every element at n=129", async () => {
+  const gpu = await getGpu();
+  const out = uploadTensor(gpu, randomArray(129, 4), [129], "test.fill");
+  await run(gpu, [await planFill(gpu, out, -0.25)]);
+  assertClose(await readTensor(gpu, out), new Float32Array(129).fill(-0.25), "fill", 0, 0);
 });
