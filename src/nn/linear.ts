@@ -1,0 +1,76 @@
+/**
+ * Linear layer `y = x·Wᵀ + b` (PyTorch layout: W is (out, in)) with its backward.
+ *
+ * @module
+ */
+
+import type { Gpu } from "../gpu/device.ts";
+import {
+  planBiasBackward,
+  planLinearBackwardInput,
+  planLinearBackwardWeight,
+  planLinearForward,
+} from "../gpu/matmul.ts";
+import type { Tensor } from "../gpu/tensor.ts";
+import { flat, type LayerPlan } from "./layer.ts";
+
+/** Tensors of one Linear layer; the owner allocates them. */
+export interface LinearTensors {
+  /** Input (M, K). */
+  x: Tensor;
+  /** Output (M, N). */
+  y: Tensor;
+  /** Weight (N, K) and its gradient. */
+  w: Tensor;
+  dw: Tensor;
+  /** Optional bias (N) and its gradient. */
+  b?: Tensor;
+  db?: Tensor;
+  /** Gradient of the output (M, N) (read by backward). */
+  dy: Tensor;
+  /** Gradient of the input (M, K); omit when no gradient flows to x. */
+  dx?: Tensor;
+  /** Shared split-K scratch for the weight gradient. */
+  scratch?: Tensor;
+}
+
+/** Options of {@linkcode planLinear}. */
+export interface LinearOptions {
+  /** Residual form: forward adds into `y` (`y += x·Wᵀ + b`). */
+  residual?: boolean;
+  /** Backward adds into `dx` instead of overwriting it. */
+  accumulateDx?: boolean;
+}
+
+/**
+ * Plans a Linear layer. Forward: `y (=|+=) x·Wᵀ + b`. Backward: `dW += dyᵀ·x`, `db += Σ dy`,
+ * `dx (=|+=) dy·W`.
+ */
+export async function planLinear(
+  gpu: Gpu,
+  t: LinearTensors,
+  options: LinearOptions = {},
+): Promise<LayerPlan> {
+  const forward = [
+    await planLinearForward(gpu, {
+      out: t.y,
+      x: t.x,
+      w: t.w,
+      bias: t.b,
+      accumulate: options.residual ?? false,
+    }),
+  ];
+  const backward = flat(
+    await planLinearBackwardWeight(gpu, { dw: t.dw, dy: t.dy, x: t.x, scratch: t.scratch }),
+    t.db ? await planBiasBackward(gpu, { db: t.db, dy: t.dy }) : undefined,
+    t.dx
+      ? await planLinearBackwardInput(gpu, {
+        dx: t.dx,
+        dy: t.dy,
+        w: t.w,
+        accumulate: options.accumulateDx ?? false,
+      })
+      : undefined,
+  );
+  return { forward, backward };
+}
