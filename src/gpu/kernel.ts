@@ -25,6 +25,53 @@ export interface Dispatch {
   workgroups: readonly [number, number, number];
 }
 
+/**
+ * A buffer-to-buffer copy inside a step (ends the current compute pass). Offsets and size
+ * must be multiples of 4 bytes, unlike storage bindings, which need 256-byte-aligned offsets.
+ */
+export interface BufferCopy {
+  label: string;
+  copy: {
+    src: GPUBuffer;
+    srcOffset: number;
+    dst: GPUBuffer;
+    dstOffset: number;
+    size: number;
+  };
+}
+
+/** One step of a planned sequence: a compute dispatch or a buffer copy. */
+export type Op = Dispatch | BufferCopy;
+
+/**
+ * Plans a copy of `rows` rows of width `width` from `src` starting at row `srcRow` to `dst`
+ * starting at row `dstRow` (both f32/i32 tensors of that width).
+ */
+export function planCopyRows(
+  src: Tensor,
+  srcRow: number,
+  dst: Tensor,
+  dstRow: number,
+  rows: number,
+  width: number,
+): BufferCopy {
+  const size = rows * width * 4;
+  const srcOffset = src.offset + srcRow * width * 4;
+  const dstOffset = dst.offset + dstRow * width * 4;
+  if (
+    srcOffset + size > src.offset + src.byteLength || dstOffset + size > dst.offset + dst.byteLength
+  ) {
+    throw new Error(
+      `Cannot copy ${rows} rows of width ${width} from "${src.label}" row ${srcRow} to ` +
+        `"${dst.label}" row ${dstRow}: out of range`,
+    );
+  }
+  return {
+    label: `${dst.label}.copy_rows`,
+    copy: { src: src.buffer, srcOffset, dst: dst.buffer, dstOffset, size },
+  };
+}
+
 /** A field of a uniform `Params` struct: a plain number is a u32. */
 export type ParamField = number | { f32: number } | { i32: number };
 
@@ -210,27 +257,37 @@ export function grid(gpu: Gpu, groups: number): [number, number, number] {
   return [Math.ceil(groups / y), y, 1];
 }
 
-/** Encodes dispatches in order into one compute pass of `encoder`. */
-export function encodeDispatches(encoder: GPUCommandEncoder, list: readonly Dispatch[]): void {
-  if (list.length === 0) return;
-  const pass = encoder.beginComputePass();
-  for (const d of list) {
-    pass.setPipeline(d.pipeline);
-    pass.setBindGroup(0, d.bindGroup);
-    pass.dispatchWorkgroups(d.workgroups[0], d.workgroups[1], d.workgroups[2]);
+/**
+ * Encodes ops in order into `encoder`: consecutive dispatches share one compute pass; a copy
+ * ends the pass and the next dispatch opens a new one.
+ */
+export function encodeDispatches(encoder: GPUCommandEncoder, list: readonly Op[]): void {
+  let pass: GPUComputePassEncoder | undefined;
+  for (const op of list) {
+    if ("copy" in op) {
+      pass?.end();
+      pass = undefined;
+      const c = op.copy;
+      if (c.size > 0) encoder.copyBufferToBuffer(c.src, c.srcOffset, c.dst, c.dstOffset, c.size);
+      continue;
+    }
+    pass ??= encoder.beginComputePass();
+    pass.setPipeline(op.pipeline);
+    pass.setBindGroup(0, op.bindGroup);
+    pass.dispatchWorkgroups(op.workgroups[0], op.workgroups[1], op.workgroups[2]);
   }
-  pass.end();
+  pass?.end();
 }
 
-/** Encodes and submits dispatches as one command buffer. Does not wait. */
-export function submit(gpu: Gpu, list: readonly Dispatch[], label = "bst.step"): void {
+/** Encodes and submits ops as one command buffer. Does not wait. */
+export function submit(gpu: Gpu, list: readonly Op[], label = "bst.step"): void {
   const encoder = gpu.device.createCommandEncoder({ label });
   encodeDispatches(encoder, list);
   gpu.queue.submit([encoder.finish()]);
 }
 
 /** Submits and waits until the GPU has finished all submitted work. */
-export async function run(gpu: Gpu, list: readonly Dispatch[], label?: string): Promise<void> {
+export async function run(gpu: Gpu, list: readonly Op[], label?: string): Promise<void> {
   submit(gpu, list, label);
   await gpu.queue.onSubmittedWorkDone();
 }

@@ -6,14 +6,14 @@
  * @module
  */
 
-import type { Dispatch } from "../gpu/kernel.ts";
+import type { Op } from "../gpu/kernel.ts";
 
 /** The planned dispatches of one layer. */
 export interface LayerPlan {
   /** Forward dispatches, in order. Saves what backward needs in the owner's tensors. */
-  forward: Dispatch[];
+  forward: Op[];
   /** Backward dispatches, in order; gradients of parameters are accumulated (`+=`). */
-  backward: Dispatch[];
+  backward: Op[];
 }
 
 /** Joins layer plans: forwards in order, backwards in reverse order. */
@@ -24,9 +24,9 @@ export function sequence(plans: readonly LayerPlan[]): LayerPlan {
   };
 }
 
-/** Flattens `Dispatch | Dispatch[]` results of kernel planners. */
-export function flat(...items: (Dispatch | Dispatch[] | undefined | null)[]): Dispatch[] {
-  const out: Dispatch[] = [];
+/** Flattens `Op | Op[]` results of kernel planners, skipping absent ones. */
+export function flat(...items: (Op | Op[] | undefined | null)[]): Op[] {
+  const out: Op[] = [];
   for (const it of items) {
     if (!it) continue;
     if (Array.isArray(it)) out.push(...it);

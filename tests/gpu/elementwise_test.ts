@@ -1,5 +1,5 @@
 import { getGpu } from "../../src/gpu/device.ts";
-import { run } from "../../src/gpu/kernel.ts";
+import { planCopyRows, run } from "../../src/gpu/kernel.ts";
 import { planAddInPlace, planCopy, planFill, planScale } from "../../src/gpu/elementwise.ts";
 import { readTensor, uploadTensor } from "../../src/gpu/tensor.ts";
 import { assertClose, randomArray } from "../_util.ts";
@@ -31,4 +31,15 @@ Deno.test("planFill() sets every element at n=129", async () => {
   const out = uploadTensor(gpu, randomArray(129, 4), [129], "test.fill");
   await run(gpu, [await planFill(gpu, out, -0.25)]);
   assertClose(await readTensor(gpu, out), new Float32Array(129).fill(-0.25), "fill", 0, 0);
+});
+
+Deno.test("planCopyRows() copies unaligned rows between dispatches", async () => {
+  const gpu = await getGpu();
+  const a = uploadTensor(gpu, randomArray(15, 5), [5, 3], "test.rows.a");
+  const b = uploadTensor(gpu, new Float32Array(12), [4, 3], "test.rows.b");
+  await run(gpu, [await planScale(gpu, a, 2), planCopyRows(a, 1, b, 3, 1, 3)]);
+  const av = await readTensor(gpu, a);
+  const want = new Float32Array(12);
+  want.set(av.subarray(3, 6), 9);
+  assertClose(await readTensor(gpu, b), want, "copy rows", 0, 0);
 });
