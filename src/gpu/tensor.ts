@@ -75,6 +75,29 @@ export class Tensor {
     return new Tensor(this.buffer, shape, this.dtype, label, this.offset);
   }
 
+  /**
+   * A view of rows `[start, start + count)` along the first dimension. Bound as a storage
+   * buffer, the view's byte offset must be a multiple of the adapter's
+   * `minStorageBufferOffsetAlignment` (256 on most GPUs); this checks 256 so a plan that works
+   * here works everywhere.
+   */
+  rows(start: number, count: number, label = `${this.label}[${start}:${start + count}]`): Tensor {
+    const rowElems = this.shape.length === 0 ? 1 : this.numel / this.shape[0];
+    if (start < 0 || count < 0 || start + count > (this.shape[0] ?? 1)) {
+      throw new Error(
+        `Cannot view rows ${start}..${start + count} of "${this.label}" ${this.shapeString()}`,
+      );
+    }
+    const offset = this.offset + start * rowElems * DTYPE_BYTES[this.dtype];
+    if (offset % 256 !== 0) {
+      throw new Error(
+        `Cannot view rows from ${start} of "${this.label}": byte offset ${offset} is not a ` +
+          `multiple of 256`,
+      );
+    }
+    return new Tensor(this.buffer, [count, ...this.shape.slice(1)], this.dtype, label, offset);
+  }
+
   /** Shape as a string like `[2, 3]`, for messages. */
   shapeString(): string {
     return `[${this.shape.join(", ")}]`;
