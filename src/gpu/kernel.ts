@@ -20,6 +20,8 @@ import { roundUp, type Tensor } from "./tensor.ts";
 /** One planned compute dispatch. */
 export interface Dispatch {
   label: string;
+  /** The uniform `Params` buffer (rewrite with {@linkcode writeParams} between steps). */
+  params: GPUBuffer;
   pipeline: GPUComputePipeline;
   bindGroup: GPUBindGroup;
   workgroups: readonly [number, number, number];
@@ -206,8 +208,11 @@ async function compile(
 export interface PlanSpec extends PipelineSpec {
   /** Uniform `Params` fields, bound at binding 0. */
   params: readonly ParamField[];
-  /** Storage buffers bound at 1, 2, … in order. */
-  bindings: readonly (Tensor | GPUBufferBinding)[];
+  /**
+   * Storage buffers bound at 1, 2, … in order; `null` leaves that binding number out (for a
+   * binding the entry point does not use, e.g. a bias under an `override` flag).
+   */
+  bindings: readonly (Tensor | GPUBufferBinding | null)[];
   /** Workgroup counts; use {@linkcode grid} for 1-D work larger than 65535 groups. */
   workgroups: readonly [number, number?, number?];
 }
@@ -221,6 +226,7 @@ export async function planDispatch(gpu: Gpu, spec: PlanSpec): Promise<Dispatch> 
   const params = createParams(gpu, spec.label, spec.params);
   const entries: GPUBindGroupEntry[] = [{ binding: 0, resource: { buffer: params } }];
   spec.bindings.forEach((b, i) => {
+    if (b === null) return;
     const resource = "binding" in b && typeof b.binding === "function" ? b.binding() : b;
     entries.push({ binding: i + 1, resource: resource as GPUBufferBinding });
   });
@@ -243,7 +249,7 @@ export async function planDispatch(gpu: Gpu, spec: PlanSpec): Promise<Dispatch> 
         `limit of ${max} per dimension`,
     );
   }
-  return { label: spec.label, pipeline, bindGroup, workgroups: [x, y, z] };
+  return { label: spec.label, params, pipeline, bindGroup, workgroups: [x, y, z] };
 }
 
 /**

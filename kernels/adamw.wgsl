@@ -1,0 +1,123 @@
+// Optimizer kernels over ranges of the flat parameter/gradient/state buffers.
+//
+//   sumsq_partial: partial[g] = Σ x² over chunk g of CH = WG·PER elements (each thread sums PER
+//                  strided elements in order, then a fixed tree)
+//   sumsq_final:   norms[slot] (=|+=) Σ_g partial[g] in a fixed tree order (one workgroup)
+//   adamw:         PyTorch's single-tensor AdamW on each element, with the gradient scaled by the
+//                  module's clip coefficient min(1, max_norm / (sqrt(norms[slot]) + 1e-6)) when
+//                  max_norm > 0:
+//                    p *= 1 − lr·wd; m = m + (1 − β1)(g − m); v = β2·v + (1 − β2)·g²
+//                    p −= (lr / bc1) · m / (sqrt(v) / sqrt(bc2) + eps)
+//
+// Bindings (0 uniform Params):
+//   sumsq_partial: Params { n, ... }; 1 partial (G) rw; 2 x (n)
+//   sumsq_final:   Params { n = G, slot, acc }; 1 norms (S) rw; 2 partial (G)
+//   adamw:         AdamParams; 1 param (n) rw; 2 m (n) rw; 3 v (n) rw; 4 grad (n); 5 norms (S)
+// Dispatch: sumsq_partial ceil(n / CH) over grid(); sumsq_final 1; adamw ceil(n / WG) over grid().
+// Overrides: WG (power of two, default 256), PER (elements per thread in sumsq_partial, 16).
+
+override WG: u32 = 256u;
+override PER: u32 = 16u;
+
+struct Params {
+  n: u32,
+  slot: u32,
+  acc: u32,
+  pad: u32,
+}
+
+var<workgroup> red: array<f32, WG>;
+
+fn tree(lid: u32) {
+  var s = WG / 2u;
+  loop {
+    if (s == 0u) { break; }
+    if (lid < s) { red[lid] = red[lid] + red[lid + s]; }
+    workgroupBarrier();
+    s = s / 2u;
+  }
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read_write> partial: array<f32>;
+@group(0) @binding(2) var<storage, read> x: array<f32>;
+
+@compute @workgroup_size(WG)
+fn sumsq_partial(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                 @builtin(local_invocation_id) lid3: vec3<u32>) {
+  let g = wid.x + wid.y * nwg.x;
+  let lid = lid3.x;
+  let base = g * WG * PER;
+  var s = 0.0;
+  for (var k = 0u; k < PER; k++) {
+    let i = base + k * WG + lid;
+    if (i < p.n) {
+      let v = x[i];
+      s += v * v;
+    }
+  }
+  red[lid] = s;
+  workgroupBarrier();
+  tree(lid);
+  if (lid == 0u && base < p.n) { partial[g] = red[0]; }
+}
+
+@group(0) @binding(1) var<storage, read_write> norms: array<f32>;
+@group(0) @binding(2) var<storage, read> fpartial: array<f32>;
+
+@compute @workgroup_size(WG)
+fn sumsq_final(@builtin(local_invocation_id) lid3: vec3<u32>) {
+  let lid = lid3.x;
+  var s = 0.0;
+  for (var i = lid; i < p.n; i += WG) { s += fpartial[i]; }
+  red[lid] = s;
+  workgroupBarrier();
+  tree(lid);
+  if (lid == 0u) {
+    if (p.acc == 1u) {
+      norms[p.slot] = norms[p.slot] + red[0];
+    } else {
+      norms[p.slot] = red[0];
+    }
+  }
+}
+
+struct AdamParams {
+  n: u32,
+  slot: u32,
+  lr: f32,
+  beta1: f32,
+  beta2: f32,
+  eps: f32,
+  wd: f32,
+  bc1: f32,
+  bc2_sqrt: f32,
+  max_norm: f32,
+}
+
+@group(0) @binding(0) var<uniform> ap: AdamParams;
+@group(0) @binding(1) var<storage, read_write> param: array<f32>;
+@group(0) @binding(2) var<storage, read_write> m: array<f32>;
+@group(0) @binding(3) var<storage, read_write> v: array<f32>;
+@group(0) @binding(4) var<storage, read> grad: array<f32>;
+@group(0) @binding(5) var<storage, read> anorms: array<f32>;
+
+@compute @workgroup_size(WG)
+fn adamw(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+         @builtin(local_invocation_id) lid: vec3<u32>) {
+  let i = (wid.x + wid.y * nwg.x) * WG + lid.x;
+  if (i >= ap.n) { return; }
+  var coef = 1.0;
+  if (ap.max_norm > 0.0) {
+    coef = min(1.0, ap.max_norm / (sqrt(anorms[ap.slot]) + 1e-6));
+  }
+  let g = grad[i] * coef;
+  var pv = param[i] * (1.0 - ap.lr * ap.wd);
+  let mv = m[i] + (1.0 - ap.beta1) * (g - m[i]);
+  let vv = ap.beta2 * v[i] + (1.0 - ap.beta2) * g * g;
+  let denom = sqrt(vv) / ap.bc2_sqrt + ap.eps;
+  pv = pv - (ap.lr / ap.bc1) * (mv / denom);
+  m[i] = mv;
+  v[i] = vv;
+  param[i] = pv;
+}

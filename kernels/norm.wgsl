@@ -1,0 +1,195 @@
+// RMSNorm (LAYER = false) and LayerNorm (LAYER = true) over the last dim C of (N, C), eps in
+// Params. One workgroup per row; the row reduction is a fixed-order tree in workgroup memory.
+//
+//   rms:   y = x * rstd * w,                rstd = 1 / sqrt(mean(x²) + eps)
+//   layer: y = (x - mean) * rstd * w + b,   rstd = 1 / sqrt(var(x) + eps)  (biased variance)
+//
+// Entry points and bindings (0 is uniform Params { n, c, eps, acc }):
+//   forward:      1 y (N, C) rw; 2 stats (N, 2) rw [mean, rstd]; 3 x (N, C); 4 w (C); 5 b (C) if LAYER
+//   backward_dx:  1 dx (N, C) rw (overwritten, or += when acc = 1); 2 stats; 3 x; 4 w; 5 dy (N, C)
+//   backward_dw_partial: 1 partial (nblk, 2C) rw [Σ dy·x̂ | Σ dy] over row blocks of RB rows;
+//                 2 stats; 3 x; 4 dy   (one thread per column, rows in increasing order)
+//   backward_dw_reduce: 1 dw (C) rw (+=); 2 db (C) rw (+=) if LAYER; 3 partial   (blocks in order)
+// Dispatch: forward/backward_dx: (N) workgroups over grid(); partial: (ceil(C/WG), nblk);
+//   reduce: ceil(C/WG).
+// Overrides: WG (threads per workgroup, power of two, default 64), LAYER (default false),
+//   RB (rows per partial block, default 256).
+
+override WG: u32 = 64u;
+override LAYER: bool = false;
+override RB: u32 = 256u;
+
+struct Params {
+  n: u32,
+  c: u32,
+  eps: f32,
+  acc: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+
+var<workgroup> red: array<f32, WG>;
+var<workgroup> red2: array<f32, WG>;
+
+// Sums red[0..WG) and red2[0..WG) into red[0], red2[0] (fixed tree order).
+fn reduce2(lid: u32) {
+  var s = WG / 2u;
+  loop {
+    if (s == 0u) { break; }
+    if (lid < s) {
+      red[lid] = red[lid] + red[lid + s];
+      red2[lid] = red2[lid] + red2[lid + s];
+    }
+    workgroupBarrier();
+    s = s / 2u;
+  }
+}
+
+fn row_id(wid: vec3<u32>, nwg: vec3<u32>) -> u32 {
+  return wid.x + wid.y * nwg.x;
+}
+
+// ---- forward ----
+@group(0) @binding(1) var<storage, read_write> y: array<f32>;
+@group(0) @binding(2) var<storage, read_write> stats: array<f32>;
+@group(0) @binding(3) var<storage, read> x: array<f32>;
+@group(0) @binding(4) var<storage, read> w: array<f32>;
+@group(0) @binding(5) var<storage, read> b: array<f32>;
+
+@compute @workgroup_size(WG)
+fn forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+           @builtin(local_invocation_id) lid3: vec3<u32>) {
+  let row = row_id(wid, nwg);
+  if (row >= p.n) { return; }
+  let lid = lid3.x;
+  let base = row * p.c;
+  var s = 0.0;
+  var s2 = 0.0;
+  for (var i = lid; i < p.c; i += WG) {
+    let v = x[base + i];
+    s += v;
+    s2 += v * v;
+  }
+  red[lid] = s;
+  red2[lid] = s2;
+  workgroupBarrier();
+  reduce2(lid);
+  let cf = f32(p.c);
+  var mean = 0.0;
+  var rstd = 0.0;
+  if (LAYER) {
+    mean = red[0] / cf;
+    // Two-pass variance for accuracy: Σ (x - mean)².
+    workgroupBarrier();
+    var d2 = 0.0;
+    for (var i = lid; i < p.c; i += WG) {
+      let d = x[base + i] - mean;
+      d2 += d * d;
+    }
+    red2[lid] = d2;
+    red[lid] = 0.0;
+    workgroupBarrier();
+    reduce2(lid);
+    rstd = inverseSqrt(red2[0] / cf + p.eps);
+  } else {
+    rstd = inverseSqrt(red2[0] / cf + p.eps);
+  }
+  for (var i = lid; i < p.c; i += WG) {
+    if (LAYER) {
+      y[base + i] = (x[base + i] - mean) * rstd * w[i] + b[i];
+    } else {
+      y[base + i] = x[base + i] * rstd * w[i];
+    }
+  }
+  if (lid == 0u) {
+    stats[2u * row] = mean;
+    stats[2u * row + 1u] = rstd;
+  }
+}
+
+// ---- backward: input gradient ----
+@group(0) @binding(1) var<storage, read_write> dx: array<f32>;
+@group(0) @binding(2) var<storage, read> bstats: array<f32>;
+@group(0) @binding(5) var<storage, read> dy: array<f32>;
+
+@compute @workgroup_size(WG)
+fn backward_dx(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+               @builtin(local_invocation_id) lid3: vec3<u32>) {
+  let row = row_id(wid, nwg);
+  if (row >= p.n) { return; }
+  let lid = lid3.x;
+  let base = row * p.c;
+  let mean = bstats[2u * row];
+  let rstd = bstats[2u * row + 1u];
+  // g = w·dy, x̂ = (x − mean)·rstd: sums of g and g·x̂.
+  var sg = 0.0;
+  var sgx = 0.0;
+  for (var i = lid; i < p.c; i += WG) {
+    let g = w[i] * dy[base + i];
+    sg += g;
+    sgx += g * (x[base + i] - mean) * rstd;
+  }
+  red[lid] = sg;
+  red2[lid] = sgx;
+  workgroupBarrier();
+  reduce2(lid);
+  let cf = f32(p.c);
+  var mg = 0.0;
+  if (LAYER) { mg = red[0] / cf; }
+  let mgx = red2[0] / cf;
+  for (var i = lid; i < p.c; i += WG) {
+    let xh = (x[base + i] - mean) * rstd;
+    let v = rstd * (w[i] * dy[base + i] - mg - xh * mgx);
+    if (p.acc == 1u) {
+      dx[base + i] = dx[base + i] + v;
+    } else {
+      dx[base + i] = v;
+    }
+  }
+}
+
+// ---- backward: weight (and bias) gradient, partial sums over row blocks ----
+@group(0) @binding(1) var<storage, read_write> partial: array<f32>;
+@group(0) @binding(4) var<storage, read> pdy: array<f32>;
+
+@compute @workgroup_size(WG)
+fn backward_dw_partial(@builtin(global_invocation_id) gid: vec3<u32>,
+                       @builtin(workgroup_id) wid: vec3<u32>) {
+  let col = gid.x;
+  let blk = wid.y;
+  if (col >= p.c) { return; }
+  let r0 = blk * RB;
+  let r1 = min(p.n, r0 + RB);
+  var sw = 0.0;
+  var sb = 0.0;
+  for (var r = r0; r < r1; r++) {
+    let g = pdy[r * p.c + col];
+    let xh = (x[r * p.c + col] - bstats[2u * r]) * bstats[2u * r + 1u];
+    sw += g * xh;
+    sb += g;
+  }
+  partial[blk * 2u * p.c + col] = sw;
+  partial[blk * 2u * p.c + p.c + col] = sb;
+}
+
+// ---- backward: reduce partial blocks in order into dw (+=) and db (+=) ----
+@group(0) @binding(1) var<storage, read_write> dw: array<f32>;
+@group(0) @binding(2) var<storage, read_write> db: array<f32>;
+@group(0) @binding(3) var<storage, read> rpartial: array<f32>;
+
+@compute @workgroup_size(WG)
+fn backward_dw_reduce(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let col = gid.x;
+  if (col >= p.c) { return; }
+  let nblk = (p.n + RB - 1u) / RB;
+  var sw = 0.0;
+  var sb = 0.0;
+  for (var k = 0u; k < nblk; k++) {
+    sw += rpartial[k * 2u * p.c + col];
+    sb += rpartial[k * 2u * p.c + p.c + col];
+  }
+  dw[col] = dw[col] + sw;
+  if (LAYER) {
+    db[col] = db[col] + sb;
+  }
+}

@@ -1,0 +1,75 @@
+/**
+ * Token embedding gather and its deterministic backward (`kernels/embedding.wgsl`). The
+ * backward sums each token's rows through CSR lists (`buildCsr(tokens, V)` from
+ * `index_lists.ts`), built on the CPU from the token ids.
+ *
+ * @module
+ */
+
+import src from "../../kernels/embedding.wgsl" with { type: "text" };
+import type { Gpu } from "./device.ts";
+import type { CsrTensors } from "./gather.ts";
+import { type Dispatch, grid, planDispatch } from "./kernel.ts";
+import type { Tensor } from "./tensor.ts";
+
+const WG = 256;
+
+/** Throws naming the position of the first token outside [0, vocab). */
+export function checkTokens(tokens: ArrayLike<number>, vocab: number): void {
+  for (let i = 0; i < tokens.length; i++) {
+    const t = tokens[i];
+    if (!(Number.isInteger(t) && t >= 0 && t < vocab)) {
+      throw new Error(`Token ${t} at position ${i} is outside the vocabulary of ${vocab}`);
+    }
+  }
+}
+
+/** Plans `out (N, C) = table[tokens]` for tokens (N) i32 and table (V, C). */
+export function planEmbeddingForward(
+  gpu: Gpu,
+  out: Tensor,
+  tokens: Tensor,
+  table: Tensor,
+): Promise<Dispatch> {
+  const [V, C] = table.shape;
+  const N = tokens.numel;
+  if (out.numel !== N * C || tokens.dtype !== "i32") {
+    throw new Error(
+      `Cannot plan embedding "${out.label}" ${out.shapeString()} from ${N} tokens of width ${C}`,
+    );
+  }
+  return planDispatch(gpu, {
+    label: `${out.label}.embedding`,
+    code: src,
+    entryPoint: "forward",
+    constants: { WG },
+    params: [N, C, V],
+    bindings: [out, tokens, table],
+    workgroups: grid(gpu, Math.ceil((N * C) / WG)),
+  });
+}
+
+/** Plans `dtable[v] += Σ_{n: tokens[n]=v} dout[n]` with the tokens' CSR lists. */
+export function planEmbeddingBackward(
+  gpu: Gpu,
+  dtable: Tensor,
+  dout: Tensor,
+  csr: CsrTensors,
+): Promise<Dispatch> {
+  const [V, C] = dtable.shape;
+  if (csr.offsets.numel !== V + 1 || dout.numel !== csr.items.numel * C) {
+    throw new Error(
+      `Cannot plan embedding backward "${dtable.label}": CSR lists do not match ` +
+        `${V} tokens and ${dout.numel / C} rows`,
+    );
+  }
+  return planDispatch(gpu, {
+    label: `${dtable.label}.embedding_backward`,
+    code: src,
+    entryPoint: "backward",
+    constants: { WG },
+    params: [dout.numel / C, C, V],
+    bindings: [dtable, csr.offsets, csr.items, dout],
+    workgroups: grid(gpu, Math.ceil((V * C) / WG)),
+  });
+}

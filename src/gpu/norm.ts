@@ -1,0 +1,121 @@
+/**
+ * RMSNorm and LayerNorm over the last dimension (`kernels/norm.wgsl`), eps 1e-5.
+ *
+ * Forward saves per-row [mean, rstd] in a (N, 2) stats tensor; backward computes dx
+ * (overwrite or accumulate) and accumulates dw (and db) through per-block partial sums reduced
+ * in a fixed order — deterministic, no atomics.
+ *
+ * @module
+ */
+
+import src from "../../kernels/norm.wgsl" with { type: "text" };
+import type { Gpu } from "./device.ts";
+import { type Dispatch, f32, grid, planDispatch } from "./kernel.ts";
+import { createTensor, type Tensor } from "./tensor.ts";
+
+/** `rms`: RMSNorm with weight (bias: false); `layer`: LayerNorm with weight and bias. */
+export type NormKind = "rms" | "layer";
+
+/** The reference's epsilon. */
+export const NORM_EPS = 1e-5;
+
+const WG = 64;
+const RB = 256;
+
+function dims(x: Tensor, c: number, label: string): number {
+  const last = x.shape[x.shape.length - 1];
+  if (last !== c) {
+    throw new Error(`Cannot plan norm "${label}": "${x.label}" has width ${last}, expected ${c}`);
+  }
+  return x.numel / c;
+}
+
+/**
+ * Plans the forward: `y = norm(x) · w (+ b)` and `stats` (N, 2) = [mean, rstd] per row.
+ *
+ * @param y (N, C) output; x (N, C) input; w (C) weight; b (C) bias for LayerNorm.
+ */
+export function planNormForward(
+  gpu: Gpu,
+  kind: NormKind,
+  t: { y: Tensor; stats: Tensor; x: Tensor; w: Tensor; b?: Tensor },
+): Promise<Dispatch> {
+  const C = t.w.numel;
+  const N = dims(t.x, C, t.y.label);
+  dims(t.y, C, t.y.label);
+  if (kind === "layer" && !t.b) throw new Error(`LayerNorm "${t.y.label}" needs a bias tensor`);
+  if (t.stats.numel !== 2 * N) {
+    throw new Error(`Norm stats "${t.stats.label}" must have ${2 * N} elements`);
+  }
+  // The bias binding is statically referenced even when LAYER is false: bind the weight as a
+  // read-only stand-in that the RMSNorm path never reads.
+  const bindings = [t.y, t.stats, t.x, t.w, kind === "layer" ? t.b! : t.w];
+  return planDispatch(gpu, {
+    label: `${t.y.label}.norm`,
+    code: src,
+    entryPoint: "forward",
+    constants: { WG, LAYER: kind === "layer" ? 1 : 0 },
+    params: [N, C, f32(NORM_EPS), 0],
+    bindings,
+    workgroups: grid(gpu, N),
+  });
+}
+
+/**
+ * Plans the backward: `dx (=|+=) ∂/∂x`, `dw += Σ dy·x̂`, `db += Σ dy` (LayerNorm). Returns
+ * the dx dispatch, then the partial and reduce dispatches of the weight gradient.
+ */
+export async function planNormBackward(
+  gpu: Gpu,
+  kind: NormKind,
+  t: {
+    dx: Tensor;
+    dw: Tensor;
+    db?: Tensor;
+    dy: Tensor;
+    x: Tensor;
+    w: Tensor;
+    stats: Tensor;
+    accumulate?: boolean;
+  },
+): Promise<Dispatch[]> {
+  const C = t.w.numel;
+  const N = dims(t.x, C, t.dx.label);
+  dims(t.dy, C, t.dx.label);
+  dims(t.dx, C, t.dx.label);
+  if (kind === "layer" && !t.db) throw new Error(`LayerNorm "${t.dx.label}" needs a db tensor`);
+  const LAYER = kind === "layer" ? 1 : 0;
+  const nblk = Math.max(1, Math.ceil(N / RB));
+  const partial = createTensor(gpu, [nblk, 2 * C], `${t.dw.label}.norm_partial`);
+  const dx = await planDispatch(gpu, {
+    label: `${t.dx.label}.norm_dx`,
+    code: src,
+    entryPoint: "backward_dx",
+    constants: { WG, LAYER },
+    params: [N, C, f32(NORM_EPS), t.accumulate ? 1 : 0],
+    bindings: [t.dx, t.stats, t.x, t.w, t.dy],
+    workgroups: grid(gpu, N),
+  });
+  const part = await planDispatch(gpu, {
+    label: `${t.dw.label}.norm_dw_partial`,
+    code: src,
+    entryPoint: "backward_dw_partial",
+    constants: { WG, RB },
+    params: [N, C, f32(NORM_EPS), 0],
+    bindings: [partial, t.stats, t.x, t.dy],
+    workgroups: [Math.ceil(C / WG), nblk],
+  });
+  // RMSNorm has no bias: a scratch stand-in takes the db binding (never written).
+  const db = kind === "layer" ? t.db! : createTensor(gpu, [C], `${t.dw.label}.no_bias`);
+  const reduceBindings = [t.dw, db, partial];
+  const reduce = await planDispatch(gpu, {
+    label: `${t.dw.label}.norm_dw_reduce`,
+    code: src,
+    entryPoint: "backward_dw_reduce",
+    constants: { WG, LAYER, RB },
+    params: [N, C, f32(NORM_EPS), 0],
+    bindings: reduceBindings,
+    workgroups: [Math.ceil(C / WG)],
+  });
+  return [dx, part, reduce];
+}

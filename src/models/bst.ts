@@ -1,0 +1,713 @@
+/**
+ * The Belief State Transformer on WebGPU (Hu et al., ICLR 2025; reference: microsoft/BST
+ * `model_bst.py`). Reading order, top to bottom:
+ *
+ * 1. **Parameters**: one flat f32 buffer (and one for gradients) laid out by a
+ *    {@linkcode ParamTable} built from {@linkcode bstParamSpecs} — the same ordered list that
+ *    names the safetensors entries (PyTorch names and layouts).
+ * 2. **Encoders** ({@linkcode EncoderPlan}): the shared token embedding, the forward stack
+ *    (`transformer_f`, causal document mask, forward positions) and the backward stack
+ *    (`transformer_b`, anti-causal mask, backward positions), each L blocks and a final norm.
+ *    Encoder outputs get one spare row at index N = rows·T for the lone-EOS state that the
+ *    evaluation loss and the samplers pair with.
+ * 3. **Text head** ({@linkcode PairHead}): chunks of (forward state, backward state) pairs →
+ *    concat → residual SwiGLU MLP → norm → shared `lm_head` on both halves → weighted
+ *    cross-entropy whose weights carry the reference's chunk-mean-per-row, mean-over-rows loss.
+ * 4. **Backward**: every chunk accumulates into dL/dF and dL/dB; then one backward pass through
+ *    both encoders (the reference's detach-and-accumulate scheme, DESIGN §4.12).
+ *
+ * The pair lists, weights, positions and document ids are built on the CPU from the token ids
+ * (which the CPU has anyway); a training step never reads activations back.
+ *
+ * @module
+ */
+
+import type { Gpu } from "../gpu/device.ts";
+import { planFill } from "../gpu/elementwise.ts";
+import { buildCsr } from "../gpu/index_lists.ts";
+import { type CsrTensors, uploadCsr } from "../gpu/gather.ts";
+import { type Op, planCopyRows, run } from "../gpu/kernel.ts";
+import { createTensor, readTensor, roundUp, Tensor, writeTensor } from "../gpu/tensor.ts";
+import { type BlockParams, type BlockShape, createBlockScratch } from "../nn/block.ts";
+import { planEmbeddingLayer } from "../nn/embedding.ts";
+import { planStack, type StackParams } from "../nn/encoder.ts";
+import { type LayerPlan, sequence } from "../nn/layer.ts";
+import type { NormKind } from "../nn/norm.ts";
+import {
+  createTextHeadActivations,
+  planTextHead,
+  type TextHeadActivations,
+  type TextHeadParams,
+  type TextHeadShape,
+} from "../nn/text_head.ts";
+import { buildParamTable, type ParamTable } from "../train/param_table.ts";
+import { initFlatParameters } from "../train/init.ts";
+import {
+  type BstConfig,
+  bstParamSpecs,
+  type ParamSpec,
+  swigluHidden,
+  validateBstConfig,
+} from "./bst_config.ts";
+import type { PairBatch } from "./bst_pairs.ts";
+import { buildEvalPairs, type EvalPairs } from "./bst_eval_pairs.ts";
+import { documentLayout } from "./positions.ts";
+
+/** Options of {@linkcode BST.create}. */
+export interface BstCreateOptions {
+  /** Seed of the N(0, 0.02) initialisation (default 1337). */
+  seed?: number;
+  /** Label prefix of GPU objects (default "bst"). */
+  label?: string;
+}
+
+/** A list of pairs for the text head (flat over the batch), e.g. from `buildPairBatch`. */
+export interface PairList {
+  /** Number of pairs. */
+  count: number;
+  /** (count) rows of the forward-state table (b·T + t_f, or N for the lone EOS state). */
+  fIndex: Int32Array;
+  /** (count) rows of the backward-state table. */
+  bIndex: Int32Array;
+  /** (count) next-token targets (−100: no next-token loss for this pair). */
+  nextTarget: Int32Array;
+  /** (count) previous-token targets (−100: none). */
+  prevTarget: Int32Array;
+  /** (count) weight of each pair's next-token CE. */
+  nextWeight: Float32Array;
+  /** (count) weight of each pair's previous-token CE. */
+  prevWeight: Float32Array;
+}
+
+/** Default budget for one text-head chunk's activations (bytes). */
+const TEXT_HEAD_BUDGET = 512 * 1024 * 1024;
+
+/** The Belief State Transformer: parameters on the GPU and plans over them. */
+export class BST {
+  /** Flat parameter layout (PyTorch names, shapes, decay flags, modules). */
+  readonly table: ParamTable<ParamSpec>;
+  /** All parameters, flat (table.size). */
+  readonly params: Tensor;
+  /** All gradients, flat, same layout. */
+  readonly grads: Tensor;
+  /** Hidden width of the encoder MLPs. */
+  readonly hidden: number;
+  /** Hidden width of the text-head MLP. */
+  readonly headHidden: number;
+  readonly norm: NormKind;
+  #encoders = new Map<string, Promise<EncoderPlan>>();
+  #evalHeads = new Map<EncoderPlan, PairHead>();
+
+  private constructor(
+    readonly gpu: Gpu,
+    readonly config: BstConfig,
+    readonly label: string,
+  ) {
+    validateBstConfig(config);
+    // Layout groups tensors by (module, decay) so the optimizer and the per-module gradient
+    // norms work on a few contiguous ranges; names and shapes still come from the one list.
+    const specs = bstParamSpecs(config);
+    const order = (s: ParamSpec) => (s.module === "encoder" ? 0 : 2) + (s.decay ? 0 : 1);
+    const sorted = specs.map((s, i) => ({ s, i })).sort((a, b) =>
+      order(a.s) - order(b.s) || a.i - b.i
+    ).map((x) => x.s);
+    this.table = buildParamTable(sorted);
+    this.params = createTensor(gpu, [this.table.size], `${label}.params`);
+    this.grads = createTensor(gpu, [this.table.size], `${label}.grads`);
+    this.hidden = swigluHidden(config.nEmbd);
+    this.headHidden = swigluHidden(2 * config.nEmbd);
+    this.norm = config.bias ? "layer" : "rms";
+  }
+
+  /**
+   * Creates a BST with parameters initialised from `seed` (N(0, 0.02) weights, unit norm
+   * weights, zero biases).
+   */
+  static async create(gpu: Gpu, config: BstConfig, options: BstCreateOptions = {}): Promise<BST> {
+    const model = new BST(gpu, config, options.label ?? "bst");
+    model.setParameters(initFlatParameters(model.table, options.seed ?? 1337));
+    await gpu.queue.onSubmittedWorkDone();
+    return model;
+  }
+
+  /** The parameter tensor `name` as a view into the flat buffer. */
+  param(name: string): Tensor {
+    const e = this.table.get(name);
+    return new Tensor(this.params.buffer, e.shape, "f32", `${this.label}.${name}`, e.offset * 4);
+  }
+
+  /** The gradient of parameter `name` as a view into the flat gradient buffer. */
+  grad(name: string): Tensor {
+    const e = this.table.get(name);
+    return new Tensor(
+      this.grads.buffer,
+      e.shape,
+      "f32",
+      `${this.label}.grad.${name}`,
+      e.offset * 4,
+    );
+  }
+
+  /** Overwrites all parameters from a flat array in {@linkcode BST.table} layout. */
+  setParameters(flat: Float32Array): void {
+    writeTensor(this.gpu, this.params, flat);
+  }
+
+  /** Reads all parameters back (flat, table layout). */
+  getParameters(): Promise<Float32Array> {
+    return readTensor(this.gpu, this.params);
+  }
+
+  /** Reads all gradients back (flat, table layout). */
+  getGradients(): Promise<Float32Array> {
+    return readTensor(this.gpu, this.grads);
+  }
+
+  /** Ops that zero the gradients, one fill per binding-sized range. */
+  async planZeroGrads(): Promise<Op[]> {
+    const ops: Op[] = [];
+    for (const r of this.ranges(this.grads, () => "all")) {
+      ops.push(await planFill(this.gpu, r.view, 0));
+    }
+    return ops;
+  }
+
+  /**
+   * Splits a flat buffer (params, grads or optimizer state) into views of consecutive tensors
+   * with the same `key`, each within the adapter's storage binding limit.
+   */
+  ranges(flatTensor: Tensor, key: (s: ParamSpec) => string): { key: string; view: Tensor }[] {
+    const maxElems = Math.floor(this.gpu.limits.maxStorageBufferBindingSize / 4);
+    const out: { key: string; view: Tensor }[] = [];
+    let start = 0;
+    let end = 0;
+    let current: string | undefined;
+    const flush = () => {
+      if (current === undefined || end === start) return;
+      out.push({
+        key: current,
+        view: new Tensor(
+          flatTensor.buffer,
+          [end - start],
+          "f32",
+          `${flatTensor.label}[${start}:${end}]`,
+          flatTensor.offset + start * 4,
+        ),
+      });
+    };
+    for (const e of this.table.entries) {
+      const k = key(e.spec);
+      const eEnd = e.offset + e.numel;
+      if (current !== k || eEnd - start > maxElems) {
+        flush();
+        start = e.offset;
+        current = k;
+      }
+      end = eEnd;
+    }
+    flush();
+    return out;
+  }
+
+  /** Parameter/gradient views of encoder block `l` of direction `dir`. */
+  blockParams(dir: "f" | "b", l: number): BlockParams {
+    const p = `encoder.transformer_${dir}.blocks.${l}`;
+    return {
+      ln1: this.group(`${p}.ln_1`),
+      attn: this.group(`${p}.attn.c_attn`),
+      proj: this.group(`${p}.attn.c_proj`),
+      ln2: this.group(`${p}.ln_2`),
+      gateUp: this.group(`${p}.mlp.up.gate_up`),
+      down: this.group(`${p}.mlp.down`),
+    };
+  }
+
+  /** Parameter/gradient views of the text head. */
+  headParams(): TextHeadParams {
+    return {
+      gateUp: this.group("text_head.mlp.0.gate_up"),
+      down: this.group("text_head.mlp.2"),
+      norm: this.group("text_head.norm"),
+      lmHead: {
+        w: this.param("text_head.lm_head.weight"),
+        dw: this.grad("text_head.lm_head.weight"),
+      },
+    };
+  }
+
+  private group(prefix: string): { w: Tensor; b?: Tensor; dw: Tensor; db?: Tensor } {
+    const g: { w: Tensor; b?: Tensor; dw: Tensor; db?: Tensor } = {
+      w: this.param(`${prefix}.weight`),
+      dw: this.grad(`${prefix}.weight`),
+    };
+    if (this.table.has(`${prefix}.bias`)) {
+      g.b = this.param(`${prefix}.bias`);
+      g.db = this.grad(`${prefix}.bias`);
+    }
+    return g;
+  }
+
+  /** The encoders planned for batches of `rows` rows of `seqLen` tokens (cached). */
+  encoders(rows: number, seqLen: number): Promise<EncoderPlan> {
+    const key = `${rows}x${seqLen}`;
+    let p = this.#encoders.get(key);
+    if (!p) {
+      p = EncoderPlan.create(this, rows, seqLen);
+      this.#encoders.set(key, p);
+      p.catch(() => this.#encoders.delete(key));
+    }
+    return p;
+  }
+
+  /**
+   * A text head over the states of `enc` with chunks of at most `maxPairs` pairs (rounded to
+   * 64; also capped by the adapter's binding limit and a memory budget).
+   */
+  pairHead(enc: EncoderPlan, maxPairs: number, withBackward: boolean): PairHead {
+    return new PairHead(this, enc, maxPairs, withBackward);
+  }
+
+  /**
+   * Ops of one training micro-batch: zero dL/d(outputs), both encoders forward, every text-head
+   * chunk (forward, weighted loss, backward), then one backward pass through both encoders.
+   * Parameter gradients accumulate (zero them with {@linkcode BST.planZeroGrads} per step).
+   * `head` must be planned over `enc` with backward.
+   */
+  async planMicroStep(
+    enc: EncoderPlan,
+    head: PairHead,
+    tokens: Int32Array,
+    pairs: PairList,
+  ): Promise<Op[]> {
+    enc.setTokens(tokens);
+    const chunks = await head.setPairs(pairs);
+    return [...enc.zeroDout, ...enc.forward, ...chunks, ...enc.backward];
+  }
+
+  /**
+   * The reference's `evaluation_loss` with no prefix/suffix (DESIGN §4.16): per row, the mean
+   * next-token CE pairing each forward state (an EOS state first) with the lone-EOS backward
+   * state, and the mirrored previous-token CE. Reads losses back (not for use inside a step).
+   *
+   * @param tokens (rows, seqLen) token ids.
+   * @returns per-row next- and previous-token losses.
+   */
+  async evaluationLoss(
+    tokens: Int32Array,
+    rows: number,
+    seqLen: number,
+  ): Promise<{ next: Float64Array; prev: Float64Array }> {
+    const eos = await this.encoders(1, 1);
+    eos.setTokens(new Int32Array([this.config.eosTokenId]));
+    const enc = await this.encoders(rows, seqLen);
+    enc.setTokens(tokens);
+    await run(this.gpu, [...eos.forward, ...enc.forward, ...enc.copyEosStates(eos)]);
+    const list = evaluationPairList(buildEvalPairs(tokens, rows, seqLen));
+    const head = this.#evalHeads.get(enc) ?? this.pairHead(enc, list.count, false);
+    this.#evalHeads.set(enc, head);
+    const chunks = await head.setPairChunks(list);
+    const next = new Float64Array(rows);
+    const prev = new Float64Array(rows);
+    const N = rows * seqLen;
+    for (let k = 0; k < chunks.length; k++) {
+      await run(this.gpu, chunks[k]);
+      const losses = await readTensor(this.gpu, head.acts.losses); // (2P) [next CE; prev CE]
+      const P = head.cap;
+      for (let p = 0; p < P; p++) {
+        const g = k * P + p;
+        if (g >= list.count) break;
+        if (g < N) next[Math.floor(g / seqLen)] += losses[p] / seqLen;
+        else prev[Math.floor((g - N) / seqLen)] += losses[P + p] / seqLen;
+      }
+    }
+    return { next, prev };
+  }
+}
+
+/**
+ * Both encoders planned for a fixed (rows, seqLen): token, position and document buffers,
+ * activations, and the forward and backward op lists.
+ */
+export class EncoderPlan {
+  /** rows·seqLen. */
+  readonly n: number;
+  /** (N) i32 token ids. */
+  readonly tokens: Tensor;
+  readonly posF: Tensor;
+  readonly posB: Tensor;
+  /** (rows, seqLen) i32 document ids of each direction. */
+  readonly docF: Tensor;
+  readonly docB: Tensor;
+  /** Embedding scatter lists (V + 1 offsets, N items). */
+  readonly embCsr: CsrTensors;
+  /** (N + 1, C) encoder outputs; row N is free for the lone-EOS state. */
+  readonly outF: Tensor;
+  readonly outB: Tensor;
+  /** (N + 1, C) gradients of the outputs (accumulated by the text head). */
+  readonly doutF: Tensor;
+  readonly doutB: Tensor;
+  /** Forward ops: embedding, forward stack, backward stack. */
+  forward: Op[] = [];
+  /** Backward ops: both stacks in reverse, each followed by the embedding backward. */
+  backward: Op[] = [];
+  /** Ops zeroing doutF and doutB. */
+  zeroDout: Op[] = [];
+
+  private constructor(readonly model: BST, readonly rows: number, readonly seqLen: number) {
+    const gpu = model.gpu;
+    const C = model.config.nEmbd;
+    const N = rows * seqLen;
+    const l = `${model.label}.enc${rows}x${seqLen}`;
+    this.n = N;
+    this.tokens = createTensor(gpu, [N], `${l}.tokens`, "i32");
+    this.posF = createTensor(gpu, [N], `${l}.pos_f`, "i32");
+    this.posB = createTensor(gpu, [N], `${l}.pos_b`, "i32");
+    this.docF = createTensor(gpu, [rows, seqLen], `${l}.doc_f`, "i32");
+    this.docB = createTensor(gpu, [rows, seqLen], `${l}.doc_b`, "i32");
+    this.embCsr = {
+      offsets: createTensor(gpu, [model.config.vocabSize + 1], `${l}.emb_csr.offsets`, "i32"),
+      items: createTensor(gpu, [N], `${l}.emb_csr.items`, "i32"),
+    };
+    this.outF = createTensor(gpu, [N + 1, C], `${l}.out_f`);
+    this.outB = createTensor(gpu, [N + 1, C], `${l}.out_b`);
+    this.doutF = createTensor(gpu, [N + 1, C], `${l}.dout_f`);
+    this.doutB = createTensor(gpu, [N + 1, C], `${l}.dout_b`);
+  }
+
+  /** Plans both encoders for (rows, seqLen). */
+  static async create(model: BST, rows: number, seqLen: number): Promise<EncoderPlan> {
+    const e = new EncoderPlan(model, rows, seqLen);
+    const gpu = model.gpu;
+    const cfg = model.config;
+    const C = cfg.nEmbd;
+    const N = e.n;
+    const l = `${model.label}.enc${rows}x${seqLen}`;
+    const shape: BlockShape = {
+      rows,
+      seqLen,
+      nEmbd: C,
+      nHead: cfg.nHead,
+      hidden: model.hidden,
+      norm: model.norm,
+    };
+    const emb = createTensor(gpu, [N, C], `${l}.emb`); // (N, C) shared by both stacks
+    const dres = createTensor(gpu, [N, C], `${l}.dres`); // (N, C) residual gradient
+    const scratch = createBlockScratch(gpu, shape, `${l}.scratch`);
+    const wte = model.param("encoder.token_embedding.weight");
+    const dwte = model.grad("encoder.token_embedding.weight");
+    const embedding = await planEmbeddingLayer(gpu, {
+      tokens: e.tokens,
+      table: wte,
+      dtable: dwte,
+      out: emb,
+      dout: dres,
+      csr: e.embCsr,
+    });
+    const stack = async (dir: "f" | "b"): Promise<LayerPlan> => {
+      const params: StackParams = {
+        blocks: Array.from({ length: cfg.nLayer }, (_, i) => model.blockParams(dir, i)),
+        norm: {
+          w: model.param(`encoder.transformer_${dir}.norm.weight`),
+          dw: model.grad(`encoder.transformer_${dir}.norm.weight`),
+          ...(cfg.bias
+            ? {
+              b: model.param(`encoder.transformer_${dir}.norm.bias`),
+              db: model.grad(`encoder.transformer_${dir}.norm.bias`),
+            }
+            : {}),
+        },
+      };
+      return await planStack(gpu, `${l}.transformer_${dir}`, shape, params, {
+        emb,
+        out: (dir === "f" ? e.outF : e.outB).rows(0, N),
+        dout: (dir === "f" ? e.doutF : e.doutB).rows(0, N),
+        dres,
+        pos: dir === "f" ? e.posF : e.posB,
+        doc: dir === "f" ? e.docF : e.docB,
+        direction: dir === "f" ? "forward" : "backward",
+      }, scratch);
+    };
+    const f = await stack("f");
+    const b = await stack("b");
+    // Forward: embedding, then each stack. Backward: each stack leaves dL/demb in dres, so the
+    // embedding backward runs after each of them (the table gradient accumulates both).
+    e.forward = [...embedding.forward, ...f.forward, ...b.forward];
+    e.backward = [...b.backward, ...embedding.backward, ...f.backward, ...embedding.backward];
+    e.zeroDout = [await planFill(gpu, e.doutF, 0), await planFill(gpu, e.doutB, 0)];
+    return e;
+  }
+
+  /**
+   * Writes a batch of token rows (rows·seqLen ids) with its positions, document ids and
+   * embedding scatter lists. Throws on a token outside the vocabulary.
+   */
+  setTokens(tokens: Int32Array): void {
+    const cfg = this.model.config;
+    if (tokens.length !== this.n) {
+      throw new Error(
+        `Expected ${this.rows}×${this.seqLen} = ${this.n} tokens, got ${tokens.length}`,
+      );
+    }
+    for (let i = 0; i < tokens.length; i++) {
+      const t = tokens[i];
+      if (!(t >= 0 && t < cfg.vocabSize)) {
+        throw new Error(
+          `Token ${t} at row ${Math.floor(i / this.seqLen)}, position ${i % this.seqLen} ` +
+            `is outside the vocabulary of ${cfg.vocabSize}`,
+        );
+      }
+    }
+    const gpu = this.model.gpu;
+    const layout = documentLayout(tokens, this.rows, this.seqLen, cfg.eosTokenId);
+    writeTensor(gpu, this.tokens, tokens);
+    writeTensor(gpu, this.posF, layout.posF);
+    writeTensor(gpu, this.posB, layout.posB);
+    writeTensor(gpu, this.docF, layout.docF);
+    writeTensor(gpu, this.docB, layout.docB);
+    const csr = buildCsr(tokens, cfg.vocabSize);
+    writeTensor(gpu, this.embCsr.offsets, csr.offsets);
+    writeTensor(gpu, this.embCsr.items, csr.items);
+  }
+
+  /** Ops copying the lone-EOS states (row 0 of `eos`, a 1×1 plan) into row N. */
+  copyEosStates(eos: EncoderPlan): Op[] {
+    const C = this.model.config.nEmbd;
+    return [
+      planCopyRows(eos.outF, 0, this.outF, this.n, 1, C),
+      planCopyRows(eos.outB, 0, this.outB, this.n, 1, C),
+    ];
+  }
+}
+
+/** Per-chunk index, target and weight buffers of a {@linkcode PairHead}. */
+interface ChunkBuffers {
+  ia: Tensor;
+  ib: Tensor;
+  targets: Tensor;
+  weights: Tensor;
+  csrA?: CsrTensors;
+  csrB?: CsrTensors;
+  ops: Op[];
+}
+
+/**
+ * The text head over an encoder plan's states, in chunks of at most {@linkcode PairHead.cap}
+ * pairs. Plans for chunk k are made on first use and reused; a short last chunk is padded
+ * with index −1, target −100 and weight 0.
+ */
+export class PairHead {
+  /** Pair capacity of one chunk (a multiple of 64). */
+  readonly cap: number;
+  readonly shape: TextHeadShape;
+  readonly acts: TextHeadActivations;
+  /** Loss slots, one per chunk: chunk k writes Σ weight·CE of its pairs to slot k. */
+  lossOut: Tensor;
+  #chunks: Promise<ChunkBuffers>[] = [];
+  #used = 0;
+
+  constructor(
+    readonly model: BST,
+    readonly enc: EncoderPlan,
+    maxPairs: number,
+    readonly withBackward: boolean,
+  ) {
+    const cfg = model.config;
+    const C = cfg.nEmbd;
+    const H = model.headHidden;
+    const V = cfg.vocabSize;
+    const widest = Math.max(2 * H, 2 * C, 2 * V);
+    const byBinding = Math.floor(model.gpu.limits.maxStorageBufferBindingSize / (4 * 2 * widest));
+    const perPair = 4 * (2 * C * 6 + 2 * H * 2 + H * 2 + 2 * V + 2 * C * 2);
+    const byBudget = Math.floor(TEXT_HEAD_BUDGET / perPair);
+    const cap = Math.min(roundUp(Math.max(1, maxPairs), 64), byBinding, byBudget);
+    this.cap = Math.max(64, Math.floor(cap / 64) * 64);
+    this.shape = { pairs: this.cap, nEmbd: C, hidden: H, vocab: V, norm: model.norm };
+    this.acts = createTextHeadActivations(model.gpu, this.shape, `${model.label}.head${this.cap}`);
+    this.lossOut = createTensor(model.gpu, [64], `${model.label}.head${this.cap}.loss`);
+  }
+
+  /** Number of chunks used by the last {@linkcode PairHead.setPairs}. */
+  get chunksUsed(): number {
+    return this.#used;
+  }
+
+  private chunk(k: number): Promise<ChunkBuffers> {
+    this.#chunks[k] ??= this.planChunk(k);
+    return this.#chunks[k];
+  }
+
+  private async planChunk(k: number): Promise<ChunkBuffers> {
+    const gpu = this.model.gpu;
+    const P = this.cap;
+    const l = `${this.model.label}.head${P}.chunk${k}`;
+    if (k >= this.lossOut.numel) {
+      throw new Error(`Too many text-head chunks (${k + 1}) for ${this.lossOut.numel} loss slots`);
+    }
+    const c: ChunkBuffers = {
+      ia: createTensor(gpu, [P], `${l}.ia`, "i32"),
+      ib: createTensor(gpu, [P], `${l}.ib`, "i32"),
+      targets: createTensor(gpu, [2 * P], `${l}.targets`, "i32"),
+      weights: createTensor(gpu, [2 * P], `${l}.weights`),
+      ops: [],
+    };
+    if (this.withBackward) {
+      const nf = this.enc.outF.shape[0];
+      const nb = this.enc.outB.shape[0];
+      c.csrA = {
+        offsets: createTensor(gpu, [nf + 1], `${l}.csr_a.offsets`, "i32"),
+        items: createTensor(gpu, [P], `${l}.csr_a.items`, "i32"),
+      };
+      c.csrB = {
+        offsets: createTensor(gpu, [nb + 1], `${l}.csr_b.offsets`, "i32"),
+        items: createTensor(gpu, [P], `${l}.csr_b.items`, "i32"),
+      };
+    }
+    const plan = await planTextHead(gpu, l, this.shape, this.model.headParams(), this.acts, c, {
+      F: this.enc.outF,
+      B: this.enc.outB,
+      dF: this.withBackward ? this.enc.doutF : undefined,
+      dB: this.withBackward ? this.enc.doutB : undefined,
+      lossOut: this.lossOut,
+      lossSlot: k,
+    });
+    c.ops = [...plan.forward, ...plan.backward];
+    return c;
+  }
+
+  /**
+   * Writes a pair list into chunk buffers (planning new chunks as needed) and returns the ops
+   * of all chunks in order: each chunk's forward, loss and (with backward) its backward.
+   */
+  async setPairs(pairs: PairList): Promise<Op[]> {
+    return (await this.setPairChunks(pairs)).flat();
+  }
+
+  /** Like {@linkcode PairHead.setPairs}, with the ops of each chunk separately. */
+  async setPairChunks(pairs: PairList): Promise<Op[][]> {
+    const P = this.cap;
+    const n = Math.max(1, Math.ceil(pairs.count / P));
+    const ops: Op[][] = [];
+    const gpu = this.model.gpu;
+    for (let k = 0; k < n; k++) {
+      const c = await this.chunk(k);
+      const start = k * P;
+      const end = Math.min(pairs.count, start + P);
+      const ia = new Int32Array(P).fill(-1);
+      const ib = new Int32Array(P).fill(-1);
+      const targets = new Int32Array(2 * P).fill(-100);
+      const weights = new Float32Array(2 * P);
+      ia.set(pairs.fIndex.subarray(start, end));
+      ib.set(pairs.bIndex.subarray(start, end));
+      targets.set(pairs.nextTarget.subarray(start, end));
+      targets.set(pairs.prevTarget.subarray(start, end), P);
+      weights.set(pairs.nextWeight.subarray(start, end));
+      weights.set(pairs.prevWeight.subarray(start, end), P);
+      writeTensor(gpu, c.ia, ia);
+      writeTensor(gpu, c.ib, ib);
+      writeTensor(gpu, c.targets, targets);
+      writeTensor(gpu, c.weights, weights);
+      if (c.csrA && c.csrB) {
+        const a = buildCsr(ia, c.csrA.offsets.numel - 1);
+        const b = buildCsr(ib, c.csrB.offsets.numel - 1);
+        writeTensor(gpu, c.csrA.offsets, a.offsets);
+        writeTensor(gpu, c.csrA.items, padTo(a.items, P));
+        writeTensor(gpu, c.csrB.offsets, b.offsets);
+        writeTensor(gpu, c.csrB.items, padTo(b.items, P));
+      }
+      ops.push(c.ops);
+    }
+    this.#used = n;
+    return ops;
+  }
+
+  /** Reads the per-chunk loss slots back and returns their sum (the weighted loss). */
+  async readLoss(): Promise<number> {
+    const slots = await readTensor(this.model.gpu, this.lossOut);
+    let sum = 0;
+    for (let k = 0; k < this.#used; k++) sum += slots[k];
+    return sum;
+  }
+
+  /**
+   * Runs only the head's forward for pairs that fit one chunk and returns the logits
+   * (count, 2, V): index 0 next-token, 1 previous-token (the reference's TextHead output).
+   */
+  async logits(pairs: PairList): Promise<Float32Array> {
+    if (pairs.count > this.cap) {
+      throw new Error(`Cannot compute logits for ${pairs.count} pairs in one chunk of ${this.cap}`);
+    }
+    const gpu = this.model.gpu;
+    const c = await this.chunk(0);
+    const ia = new Int32Array(this.cap).fill(-1);
+    const ib = new Int32Array(this.cap).fill(-1);
+    ia.set(pairs.fIndex.subarray(0, pairs.count));
+    ib.set(pairs.bIndex.subarray(0, pairs.count));
+    writeTensor(gpu, c.ia, ia);
+    writeTensor(gpu, c.ib, ib);
+    // Forward without the loss: the loss ops come last in the forward list of a chunk plan,
+    // so run a logits-only plan instead.
+    const plan = await planTextHead(
+      gpu,
+      `${this.model.label}.head${this.cap}.logits`,
+      this.shape,
+      this.model.headParams(),
+      this.acts,
+      c,
+      { F: this.enc.outF, B: this.enc.outB },
+    );
+    await run(gpu, plan.forward);
+    const all = await readTensor(gpu, this.acts.logits); // (2P, V)
+    const V = this.shape.vocab;
+    const out = new Float32Array(pairs.count * 2 * V);
+    for (let p = 0; p < pairs.count; p++) {
+      out.set(all.subarray(p * V, (p + 1) * V), (2 * p) * V);
+      out.set(all.subarray((this.cap + p) * V, (this.cap + p + 1) * V), (2 * p + 1) * V);
+    }
+    return out;
+  }
+}
+
+function padTo(a: Int32Array, n: number): Int32Array {
+  if (a.length === n) return a;
+  const out = new Int32Array(n);
+  out.set(a);
+  return out;
+}
+
+/** The text-head pair list of a training micro-batch (both heads share each pair's weight). */
+export function trainingPairList(b: PairBatch): PairList {
+  return {
+    count: b.count,
+    fIndex: b.fIndex,
+    bIndex: b.bIndex,
+    nextTarget: b.nextTarget,
+    prevTarget: b.prevTarget,
+    nextWeight: b.weight,
+    prevWeight: b.weight,
+  };
+}
+
+/**
+ * The evaluation loss as one pair list: the next-token entries (previous-token target −100)
+ * then the previous-token entries (next-token target −100), each 2·B·T long in total.
+ */
+export function evaluationPairList(e: EvalPairs): PairList {
+  const n = e.next.fIndex.length;
+  const ignore = new Int32Array(n).fill(-100);
+  const zero = new Float32Array(n);
+  const cat = <T extends Int32Array | Float32Array>(a: T, b: T): T => {
+    const out = new (a.constructor as { new (n: number): T })(2 * n);
+    out.set(a);
+    out.set(b, n);
+    return out;
+  };
+  return {
+    count: 2 * n,
+    fIndex: cat(e.next.fIndex, e.prev.fIndex),
+    bIndex: cat(e.next.bIndex, e.prev.bIndex),
+    nextTarget: cat(e.next.target, ignore),
+    prevTarget: cat(ignore, e.prev.target),
+    nextWeight: cat(e.next.weight, zero),
+    prevWeight: cat(zero, e.prev.weight),
+  };
+}
