@@ -10,12 +10,19 @@ import { assertClose } from "../_util.ts";
 const fixture = await bstTiny();
 const isParam = (n: string) => n.startsWith("encoder.") || n.startsWith("text_head.");
 
-async function fixtureModel(): Promise<BST> {
+/** The fixture's starting weights, or with `updated` the weights after its AdamW step. */
+function fixtureParams(model: BST, updated = false): Float32Array {
+  const prefix = updated ? "expected.updated." : "";
+  return paramsFromSafetensors(model.table, fixture.tensors, "bst_tiny", {
+    prefix,
+    ignore: (n) => !(n.startsWith(prefix) && isParam(n.slice(prefix.length))),
+  });
+}
+
+async function fixtureModel(updated = false): Promise<BST> {
   const gpu = await getGpu();
   const model = await BST.create(gpu, tinyConfig(fixture));
-  model.setParameters(
-    paramsFromSafetensors(model.table, fixture.tensors, "bst_tiny", { ignore: (n) => !isParam(n) }),
-  );
+  model.setParameters(fixtureParams(model, updated));
   return model;
 }
 
@@ -34,4 +41,38 @@ Deno.test("BST encoders match the PyTorch fixture (fwd_emb, bwd_emb)", async () 
   const b = (await readTensor(model.gpu, enc.outB)).subarray(0, N * C);
   assertClose(f, expected("expected.fwd_emb"), "fwd_emb", 1e-4, 1e-3);
   assertClose(b, expected("expected.bwd_emb"), "bwd_emb", 1e-4, 1e-3);
+});
+
+// The fixture computed `texthead_logits` with the text head's weights after the AdamW step,
+// on the encoder outputs of the starting weights (checked against a float64 CPU head).
+Deno.test("BST text head logits match the PyTorch fixture on row 0", async () => {
+  const model = await fixtureModel();
+  const enc = await model.encoders(B, T);
+  enc.setTokens(tokens);
+  await run(model.gpu, enc.forward);
+  model.setParameters(fixtureParams(model, true));
+  const pairs = toInt32(fixture.tensors.get("input.pairs")!);
+  const P = pairs.length / 2;
+  const fIndex = new Int32Array(P).map((_, i) => pairs[2 * i]);
+  const bIndex = new Int32Array(P).map((_, i) => pairs[2 * i + 1]);
+  const head = model.pairHead(enc, P, false);
+  const zeros = new Float32Array(P);
+  const none = new Int32Array(P).fill(-100);
+  const logits = await head.logits({
+    count: P,
+    fIndex,
+    bIndex,
+    nextTarget: none,
+    prevTarget: none,
+    nextWeight: zeros,
+    prevWeight: zeros,
+  });
+  assertClose(logits, expected("expected.texthead_logits"), "texthead_logits", 1e-4, 1e-3);
+});
+
+Deno.test("BST evaluationLoss() matches the PyTorch fixture per row", async () => {
+  const model = await fixtureModel(true);
+  const { next, prev } = await model.evaluationLoss(tokens, B, T);
+  assertClose(next, expected("expected.eval_next_loss"), "eval_next_loss", 1e-4, 1e-3);
+  assertClose(prev, expected("expected.eval_prev_loss"), "eval_prev_loss", 1e-4, 1e-3);
 });
