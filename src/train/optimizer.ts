@@ -1,0 +1,137 @@
+/**
+ * AdamW for a model whose parameters, gradients and optimizer state live in flat GPU buffers
+ * (DESIGN §4.13): decoupled weight decay on tensors with ≥ 2 dimensions only, eps 1e-8, and
+ * per-module gradient clipping — the encoder's gradients by the encoder's norm, the text
+ * head's by its own — with the clip coefficients computed on the GPU. The reported gradient
+ * norm is √(n_encoder² + n_head²) of the unclipped norms.
+ *
+ * @module
+ */
+
+import { type AdamWPlan, type AdamWStep, planAdamW, planSumSquares } from "../gpu/adamw.ts";
+import type { Gpu } from "../gpu/device.ts";
+import type { Op } from "../gpu/kernel.ts";
+import { createTensor, readTensor, type Tensor, writeTensor } from "../gpu/tensor.ts";
+import type { ParamSpec } from "../models/bst_config.ts";
+
+/** The flat-buffer view of a model that the optimizer needs. */
+export interface FlatModel {
+  gpu: Gpu;
+  label: string;
+  params: Tensor;
+  grads: Tensor;
+  /** Consecutive-tensor ranges of a flat buffer sharing `key`, within binding limits. */
+  ranges(flat: Tensor, key: (s: ParamSpec) => string): { key: string; view: Tensor }[];
+}
+
+/** AdamW hyper-parameters (the reference's `optimizer.*` config). */
+export interface AdamWConfig {
+  beta1: number;
+  beta2: number;
+  weightDecay: number;
+  /** Per-module clip threshold; null disables clipping. */
+  gradClip: number | null;
+  /** Default 1e-8 (the reference's). */
+  eps?: number;
+}
+
+const MODULES = ["encoder", "text_head"] as const;
+
+/** AdamW state (m, v) and the planned ops of one optimizer step. */
+export class AdamW {
+  /** First and second moments, flat, same layout as the parameters. */
+  readonly m: Tensor;
+  readonly v: Tensor;
+  /** Sums of squares of the gradients: slot 0 encoder, slot 1 text head. */
+  readonly norms: Tensor;
+  /** Ops of one step: gradient norms, then the updates. */
+  ops: Op[] = [];
+  #updates: { plan: AdamWPlan; decay: boolean }[] = [];
+
+  private constructor(readonly model: FlatModel, readonly config: AdamWConfig) {
+    const gpu = model.gpu;
+    this.m = createTensor(gpu, model.params.shape, `${model.label}.adam_m`);
+    this.v = createTensor(gpu, model.params.shape, `${model.label}.adam_v`);
+    this.norms = createTensor(gpu, [2], `${model.label}.grad_norms`);
+  }
+
+  /** Plans the optimizer over `model` (moments start at zero). */
+  static async create(model: FlatModel, config: AdamWConfig): Promise<AdamW> {
+    const opt = new AdamW(model, config);
+    const gpu = model.gpu;
+    const ops: Op[] = [];
+    const byModule = model.ranges(model.grads, (s) => s.module);
+    const seen = new Set<string>();
+    for (const r of byModule) {
+      const slot = MODULES.indexOf(r.key as typeof MODULES[number]);
+      ops.push(...await planSumSquares(gpu, opt.norms, slot, r.view, seen.has(r.key)));
+      seen.add(r.key);
+    }
+    for (const name of MODULES) {
+      if (!seen.has(name)) throw new Error(`Model "${model.label}" has no ${name} parameters`);
+    }
+    const key = (s: ParamSpec) => `${s.module}|${s.decay ? "decay" : "no_decay"}`;
+    const p = model.ranges(model.params, key);
+    const m = model.ranges(opt.m, key);
+    const v = model.ranges(opt.v, key);
+    const g = model.ranges(model.grads, key);
+    for (let i = 0; i < p.length; i++) {
+      const [module, decay] = p[i].key.split("|");
+      const plan = await planAdamW(gpu, {
+        param: p[i].view,
+        m: m[i].view,
+        v: v[i].view,
+        grad: g[i].view,
+        norms: opt.norms,
+        slot: MODULES.indexOf(module as typeof MODULES[number]),
+      }, opt.stepParams(0, 1, decay === "decay"));
+      opt.#updates.push({ plan, decay: decay === "decay" });
+      ops.push(plan.dispatch);
+    }
+    opt.ops = ops;
+    return opt;
+  }
+
+  private stepParams(lr: number, step: number, decay: boolean): AdamWStep {
+    const c = this.config;
+    return {
+      lr,
+      step,
+      beta1: c.beta1,
+      beta2: c.beta2,
+      eps: c.eps ?? 1e-8,
+      weightDecay: decay ? c.weightDecay : 0,
+      maxNorm: c.gradClip,
+    };
+  }
+
+  /**
+   * Sets the learning rate and the 1-based step number of the next {@linkcode AdamW.ops}
+   * (queue writes, ordered before the next submission).
+   */
+  setStep(lr: number, step: number): void {
+    for (const u of this.#updates) u.plan.setStep(this.stepParams(lr, step, u.decay));
+  }
+
+  /** Reads the unclipped gradient norm √(n_enc² + n_head²) of the last step. */
+  async gradNorm(): Promise<{ total: number; encoder: number; textHead: number }> {
+    const n = await readTensor(this.model.gpu, this.norms);
+    const encoder = Math.sqrt(n[0]);
+    const textHead = Math.sqrt(n[1]);
+    return { total: Math.sqrt(n[0] + n[1]), encoder, textHead };
+  }
+
+  /** Reads the moments back (for checkpoints). */
+  async getState(): Promise<{ m: Float32Array; v: Float32Array }> {
+    return {
+      m: await readTensor(this.model.gpu, this.m),
+      v: await readTensor(this.model.gpu, this.v),
+    };
+  }
+
+  /** Restores the moments (from a checkpoint). */
+  setState(state: { m: Float32Array; v: Float32Array }): void {
+    writeTensor(this.model.gpu, this.m, state.m);
+    writeTensor(this.model.gpu, this.v, state.v);
+  }
+}
