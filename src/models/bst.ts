@@ -40,7 +40,13 @@ import {
   type TextHeadParams,
   type TextHeadShape,
 } from "../nn/text_head.ts";
-import { buildParamTable, type ParamTable } from "../train/param_table.ts";
+import {
+  buildParamTable,
+  paramsFromSafetensors,
+  paramsToSafetensors,
+  type ParamTable,
+} from "../train/param_table.ts";
+import type { SafeTensor } from "../train/safetensors.ts";
 import { initFlatParameters } from "../train/init.ts";
 import {
   type BstConfig,
@@ -156,6 +162,25 @@ export class BST {
   /** Reads all parameters back (flat, table layout). */
   getParameters(): Promise<Float32Array> {
     return readTensor(this.gpu, this.params);
+  }
+
+  /** The parameters as safetensors entries under their PyTorch names and layouts. */
+  async toSafetensors(): Promise<Map<string, SafeTensor>> {
+    return paramsToSafetensors(this.table, await this.getParameters());
+  }
+
+  /**
+   * Loads parameters from safetensors entries (PyTorch names and shapes; F32, F16 or BF16).
+   * Entries for which `ignore` returns true (e.g. `optimizer.…`) are skipped; any missing,
+   * unexpected or mis-shaped parameter is an error naming `source`.
+   */
+  loadSafetensors(
+    tensors: Map<string, SafeTensor>,
+    source: string,
+    ignore: (name: string) => boolean = (n) =>
+      !(n.startsWith("encoder.") || n.startsWith("text_head.")),
+  ): void {
+    this.setParameters(paramsFromSafetensors(this.table, tensors, source, { ignore }));
   }
 
   /** Reads all gradients back (flat, table layout). */

@@ -4,7 +4,12 @@ import { run } from "../../src/gpu/kernel.ts";
 import { readTensor } from "../../src/gpu/tensor.ts";
 import { BST } from "../../src/models/bst.ts";
 import { bstConformance, bstFixtureStep, fixtureParams } from "../../src/models/conformance.ts";
-import { toFloat32, toInt32 } from "../../src/train/safetensors.ts";
+import {
+  readSafetensors,
+  toFloat32,
+  toInt32,
+  writeSafetensorsAtomic,
+} from "../../src/train/safetensors.ts";
 import { bstTiny, tinyConfig } from "../_bst_fixture.ts";
 import { assertClose } from "../_util.ts";
 
@@ -88,4 +93,33 @@ Deno.test("BST.create() initialises deterministically from the seed", async () =
   const c = await (await BST.create(gpu, tinyConfig(fixture), { seed: 8 })).getParameters();
   assert.deepEqual(a, b);
   assert.notDeepEqual(a, c);
+});
+
+Deno.test("BST fixture weights round-trip bit-identically through a checkpoint file", async () => {
+  const model = await fixtureModel();
+  const dir = await Deno.makeTempDir();
+  const path = `${dir}/ckpt.safetensors`;
+  await writeSafetensorsAtomic(path, await model.toSafetensors(), { model: "bst" });
+  // A plain safetensors reading: the header lists the reference's names, shapes and dtype.
+  const bytes = await Deno.readFile(path);
+  const n = Number(new DataView(bytes.buffer).getBigUint64(0, true));
+  const header = JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + n)));
+  for (const [name, t] of fixture.tensors) {
+    if (!name.startsWith("encoder.") && !name.startsWith("text_head.")) continue;
+    assert.deepEqual(header[name].shape, t.shape, name);
+    assert.equal(header[name].dtype, "F32");
+  }
+  const loaded = await BST.create(model.gpu, tinyConfig(fixture));
+  loaded.loadSafetensors((await readSafetensors(path)).tensors, path);
+  const again = await loaded.toSafetensors();
+  for (const [name, t] of again) assert.deepEqual(t.data, fixture.tensors.get(name)!.data, name);
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("a BST training step is bit-identical when run twice", async () => {
+  const a = await bstFixtureStep(await fixtureModel(), fixture, 7);
+  const b = await bstFixtureStep(await fixtureModel(), fixture, 7);
+  assert.equal(a.loss, b.loss);
+  assert.deepEqual(a.grads, b.grads);
+  assert.deepEqual(a.params, b.params);
 });
