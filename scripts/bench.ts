@@ -4,7 +4,8 @@
  * - `matmul`: GFLOP/s of the three Linear patterns (forward `x·Wᵀ`, input gradient `dy·W`,
  *   weight gradient `dyᵀ·x`) at (M, K, N) = (512, 512, 512), (2048, 768, 2304), (2048, 2048, 768);
  * - `attention`: forward + backward time of the document-masked attention at
- *   B=8, H=8, T=69, D=96, both directions.
+ *   B=8, H=8, T=69, D=96, both directions;
+ * - `bst`: a full BST training step (see `_bench_bst.ts`) at the small and paper shapes.
  *
  * Each figure is the median of `--repeats` timed runs after one warm-up; a run is submitted and
  * waited for with `onSubmittedWorkDone`, so times include dispatch overhead, not uploads.
@@ -29,19 +30,24 @@ import {
   planLinearForward,
 } from "../src/gpu/matmul.ts";
 import { uploadTensor } from "../src/gpu/tensor.ts";
+import { benchBstSteps, BST_BENCH_SHAPES } from "./_bench_bst.ts";
 
 const { values } = parseArgs({
   options: {
     help: { type: "boolean", short: "h" },
     repeats: { type: "string", default: "5" },
     only: { type: "string" },
+    "skip-paper": { type: "boolean" },
   },
 });
 if (values.help) {
-  console.log(`Usage: deno task bench [--repeats N] [--only matmul|attention]
+  console.log(`Usage: deno task bench [--repeats N] [--only matmul|attention|bst] [--skip-paper]
 
 Prints one JSON object: the adapter, matmul GFLOP/s for the three Linear patterns at three
-shapes and attention forward+backward time at B=8 H=8 T=69 D=96. Progress goes to stderr.`);
+shapes attention forward+backward time at B=8 H=8 T=69 D=96, and BST training steps (both
+encoders, text head, AdamW) for the small G(2,5) shape and the paper's G(5,5) shape: ms/step,
+tokens/s, achieved GFLOP/s. --skip-paper leaves out the paper shape (minutes per step on a
+CPU adapter). Progress goes to stderr.`);
   Deno.exit(0);
 }
 const repeats = Math.max(1, Number(values.repeats));
@@ -151,4 +157,8 @@ const report: Record<string, unknown> = {
 };
 if (want("matmul")) report.matmul = await benchMatmul(gpu);
 if (want("attention")) report.attention = await benchAttention(gpu);
+if (want("bst")) {
+  const shapes = BST_BENCH_SHAPES.filter((s) => !values["skip-paper"] || s.name !== "paper");
+  report.bst = await benchBstSteps(gpu, repeats, shapes);
+}
 console.log(JSON.stringify(report));
