@@ -529,6 +529,7 @@ export class PairHead {
   lossOut: Tensor;
   #chunks: Promise<ChunkBuffers>[] = [];
   #used = 0;
+  #logitsOps?: Promise<Op[]>;
 
   constructor(
     readonly model: BST,
@@ -669,9 +670,8 @@ export class PairHead {
     ib.set(pairs.bIndex.subarray(0, pairs.count));
     writeTensor(gpu, c.ia, ia);
     writeTensor(gpu, c.ib, ib);
-    // Forward without the loss: the loss ops come last in the forward list of a chunk plan,
-    // so run a logits-only plan instead.
-    const plan = await planTextHead(
+    // Forward without the loss, planned once per head.
+    this.#logitsOps ??= planTextHead(
       gpu,
       `${this.model.label}.head${this.cap}.logits`,
       this.shape,
@@ -679,8 +679,8 @@ export class PairHead {
       this.acts,
       c,
       { F: this.enc.outF, B: this.enc.outB },
-    );
-    await run(gpu, plan.forward);
+    ).then((plan) => plan.forward);
+    await run(gpu, await this.#logitsOps);
     const all = await readTensor(gpu, this.acts.logits); // (2P, V)
     const V = this.shape.vocab;
     const out = new Float32Array(pairs.count * 2 * V);
