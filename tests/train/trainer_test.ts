@@ -1,0 +1,91 @@
+import assert from "node:assert/strict";
+import { loadConfig } from "../../src/config/load.ts";
+import type { Config } from "../../src/config/schema.ts";
+import { stepRows, train, type TrainData } from "../../src/train/trainer.ts";
+
+/** A tiny path-like task: 3 random "edge" tokens, "=", then the reversed edges, EOS. */
+function tinyData(n: number): TrainData {
+  const T = 8;
+  const rows = new Int32Array(n * T);
+  let x = 7;
+  for (let r = 0; r < n; r++) {
+    const a = [];
+    for (let i = 0; i < 3; i++) {
+      x = (Math.imul(x, 1103515245) + 12345) >>> 0;
+      a.push((x >>> 8) % 9);
+    }
+    rows.set([...a, 9, a[2], a[1], a[0], 11], r * T);
+  }
+  const nVal = Math.ceil(n / 10);
+  return {
+    seqLen: T,
+    vocabSize: 12,
+    eosTokenId: 11,
+    contextLength: 3,
+    train: rows.subarray(nVal * T),
+    val: rows.subarray(0, nVal * T),
+    pathTask: { prefixLen: 4, pathLen: 4 },
+  };
+}
+
+async function tinyConfig(outDir: string, extra: string[] = []): Promise<Config> {
+  return await loadConfig({
+    overrides: [
+      "model.n_layer=1",
+      "model.n_head=2",
+      "model.n_embd=32",
+      "data.effective_batch_size=4",
+      "data.gradient_accum_steps=2",
+      "data.dataset=stargraph",
+      "trainer.train_batches=6",
+      "trainer.val_interval=3",
+      "trainer.val_batches=1",
+      "trainer.log_interval=1",
+      "optimizer.learning_rate=0.01",
+      "lr_scheduler.decay_lr=false",
+      `trainer.out_dir=${outDir}`,
+      ...extra,
+    ],
+  });
+}
+
+async function ckptBytes(dir: string, run: string, step: number): Promise<Uint8Array> {
+  return await Deno.readFile(`${dir}/${run}/ckpt_iter_${step}.safetensors`);
+}
+
+Deno.test("stepRows() covers an epoch without repeats and reshuffles the next", () => {
+  const seen = new Set<number>();
+  for (let s = 0; s < 5; s++) for (const r of stepRows(20, 4, 1, s).rows) seen.add(r);
+  assert.equal(seen.size, 20);
+  assert.equal(stepRows(20, 4, 1, 5).epoch, 1);
+  assert.notDeepEqual(stepRows(20, 4, 1, 0).rows, stepRows(20, 4, 1, 5).rows);
+  assert.deepEqual(stepRows(20, 4, 1, 2).rows, stepRows(20, 4, 1, 2).rows);
+  assert.throws(() => stepRows(3, 4, 1, 0), /fewer than one batch/);
+});
+
+Deno.test("train() twice gives identical metrics and checkpoint bytes; 3 + resume 3 equals 6", async () => {
+  const dir = await Deno.makeTempDir();
+  const data = tinyData(60);
+  const opts = { progress: false, handleInterrupt: false };
+  // One out_dir for all runs: the config (out_dir included) is part of the checkpoint.
+  const a = await train(await tinyConfig(dir), data, { ...opts, runName: "a" });
+  const b = await train(await tinyConfig(dir), data, { ...opts, runName: "b" });
+  assert.equal(a.steps, 6);
+  assert.deepEqual({ ...a, seconds: 0 }, { ...b, seconds: 0 });
+  assert.deepEqual(await ckptBytes(dir, "a", 6), await ckptBytes(dir, "b", 6));
+
+  // "c" stops after 3 steps; resuming follows the pointers to it and runs steps 4..6.
+  const config = await tinyConfig(dir);
+  await train({ ...config, trainer: { ...config.trainer, train_batches: 3 } }, data, {
+    ...opts,
+    runName: "c",
+  });
+  const c = await train(await tinyConfig(dir, ["trainer.init_from=resume"]), data, opts);
+  assert.equal(c.steps, 6);
+  assert.deepEqual({ ...c, seconds: 0 }, { ...a, seconds: 0 });
+  assert.deepEqual(await ckptBytes(dir, "c", 6), await ckptBytes(dir, "a", 6));
+  const metricsA = await Deno.readTextFile(`${dir}/a/metrics.jsonl`);
+  const metricsC = await Deno.readTextFile(`${dir}/c/metrics.jsonl`);
+  assert.equal(metricsC, metricsA);
+  await Deno.remove(dir, { recursive: true });
+});
