@@ -28,7 +28,7 @@ export interface InterruptOptions {
 }
 
 /** The line printed on the first SIGINT. */
-export const INTERRUPT_NOTICE =
+export const INTERRUPT_NOTICE: string =
   "Interrupted: stopping after the current step and writing a recovery checkpoint " +
   "(press Ctrl-C again to quit at once)";
 

@@ -17,6 +17,8 @@ export class NonFiniteError extends Error {
   readonly lastCheckpoint: string | null;
 
   /**
+   * An error with the one-line message of {@linkcode checkFinite}.
+   *
    * @param what What became non-finite.
    * @param step The optimizer step.
    * @param value The value.

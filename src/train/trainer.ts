@@ -29,6 +29,7 @@ import { ProgressLine } from "./progress.ts";
 import { fromFloat32, type SafeTensor, toFloat32 } from "./safetensors.ts";
 import { loadCheckpoint } from "./checkpoints.ts";
 import { RunManifest } from "./manifest.ts";
+import { checkFinite } from "./nan_guard.ts";
 
 /** Token rows for training and validation, and what the model derives from them. */
 export interface TrainData {
@@ -437,12 +438,7 @@ export async function train(
         const s = await r.step(step, logNow);
         step++;
         if (s.loss !== null) {
-          if (!Number.isFinite(s.loss)) {
-            throw new Error(
-              `Loss became ${s.loss} at step ${step}: stopping; the last good checkpoint is ` +
-                `${ckpt.state.last ?? "none (no checkpoint written yet)"}`,
-            );
-          }
+          checkFinite(s.loss, "loss", step, ckpt.lastWritten);
           await metrics.log({ step, epoch: s.epoch, lr: s.lr, train_loss: s.loss });
           progress?.update({ step, epoch: s.epoch, loss: s.loss, lr: s.lr });
         }

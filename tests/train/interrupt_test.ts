@@ -1,10 +1,6 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import {
-  installInterrupt,
-  INTERRUPT_EXIT_CODE,
-  INTERRUPT_NOTICE,
-} from "../../src/train/interrupt.ts";
+import { INTERRUPT_EXIT_CODE, INTERRUPT_NOTICE } from "../../src/train/interrupt.ts";
 
 const CHILD = new URL("../fixtures/interrupt_child.ts", import.meta.url);
 
@@ -21,7 +17,7 @@ async function waitForLine(
   }
 }
 
-async function spawn(mode: string, file: string) {
+function spawn(mode: string, file: string) {
   const child = new Deno.Command(Deno.execPath(), {
     args: ["run", "--no-config", `--allow-write=${file}`, CHILD.pathname, mode, file],
     stdout: "piped",
@@ -37,7 +33,7 @@ Deno.test("installInterrupt() first SIGINT: the child writes its checkpoint and 
   const dir = await Deno.makeTempDir({ prefix: "bst_interrupt_" });
   try {
     const file = join(dir, "recovery.txt");
-    const { child, reader, stderr } = await spawn("graceful", file);
+    const { child, reader, stderr } = spawn("graceful", file);
     await waitForLine(reader, "ready");
     child.kill("SIGINT");
     const status = await child.status;
@@ -56,7 +52,7 @@ Deno.test("installInterrupt() second SIGINT exits 130 at once", async () => {
   const dir = await Deno.makeTempDir({ prefix: "bst_interrupt_" });
   try {
     const file = join(dir, "flag.txt");
-    const { child, reader, stderr } = await spawn("stuck", file);
+    const { child, reader, stderr } = spawn("stuck", file);
     await waitForLine(reader, "ready");
     child.kill("SIGINT");
     await waitForLine(reader, "requested");
@@ -77,7 +73,7 @@ Deno.test("installInterrupt() dispose() restores the default: SIGINT kills the p
   const dir = await Deno.makeTempDir({ prefix: "bst_interrupt_" });
   try {
     const file = join(dir, "never.txt");
-    const { child, reader, stderr } = await spawn("disposed", file);
+    const { child, reader, stderr } = spawn("disposed", file);
     await waitForLine(reader, "ready");
     child.kill("SIGINT");
     const status = await child.status;
