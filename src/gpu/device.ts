@@ -93,10 +93,37 @@ export function getGpu(options: GetGpuOptions = {}): Promise<Gpu> {
   return pending;
 }
 
+/**
+ * On Linux, pins Deno's wgpu instance to the Vulkan backend (sets `DENO_WEBGPU_BACKEND=vulkan`)
+ * unless the variable is already set, e.g. to `gl` on purpose. Must run before the first
+ * `requestAdapter()`: Deno reads the variable once, when it creates the wgpu instance.
+ *
+ * Why: with the variable unset, wgpu also initialises its GL backend, which loads libglvnd's
+ * libEGL.so.1 and Mesa's EGL/swrast driver even though the Vulkan adapter is the one used. At
+ * process exit libEGL's destructor (run by `exit()` on the main thread) frees its state while
+ * `deno test`'s tokio worker threads that touched EGL are still exiting and flushing their
+ * malloc caches into the same arena. That race corrupted the heap after all tests had passed
+ * in ~3-8% of `deno test` runs (`malloc_consolidate(): invalid chunk size`, `corrupted size vs.
+ * prev_size in fastbins`, SIGSEGV in `unlink_chunk`; gdb showed `_dl_fini` → libEGL.so.1 →
+ * `free` on the main thread against `tcache_thread_shutdown` on a "tokio-runtime-w" thread).
+ * (`deno run` was unaffected: there EGL is touched by the thread that calls `exit()`.) With GL
+ * never initialised libEGL is never loaded: 0/240 crashes vs 10/120 before under the same load.
+ * The project needs a Vulkan driver anyway (see {@linkcode NO_ADAPTER_MESSAGE}).
+ *
+ * Only done when env access to the variable is already granted, so it never prompts.
+ */
+function preferVulkanBackend(): void {
+  if (typeof Deno === "undefined" || Deno.build.os !== "linux") return;
+  const name = "DENO_WEBGPU_BACKEND";
+  if (Deno.permissions.querySync({ name: "env", variable: name }).state !== "granted") return;
+  if (Deno.env.get(name) === undefined) Deno.env.set(name, "vulkan");
+}
+
 async function createGpu(options: GetGpuOptions): Promise<Gpu> {
   if (typeof navigator === "undefined" || !("gpu" in navigator) || !navigator.gpu) {
     throw new Error(NO_ADAPTER_MESSAGE);
   }
+  preferVulkanBackend();
   const adapter = await navigator.gpu.requestAdapter({ powerPreference: "high-performance" });
   if (!adapter) throw new Error(NO_ADAPTER_MESSAGE);
 
