@@ -245,7 +245,7 @@ export async function readTensorU32(gpu: Gpu, tensor: Tensor): Promise<Uint32Arr
 
 /**
  * A pool of storage buffers keyed by rounded size, so temporaries of the same size are
- * reused instead of re-created. Buffers are labelled with their current use.
+ * reused instead of re-created.
  */
 export class BufferPool {
   #free = new Map<number, GPUBuffer[]>();
@@ -262,8 +262,8 @@ export class BufferPool {
   acquire(shape: readonly number[], label: string, dtype: DType = "f32"): Tensor {
     const bytes = Math.max(16, roundUp(numel(shape) * DTYPE_BYTES[dtype], 256));
     const list = this.#free.get(bytes);
+    // A reused buffer keeps its first GPU label; the tensor carries the current one.
     const buffer = list?.pop() ?? createBuffer(this.gpu, label, bytes);
-    if (buffer.label !== label) buffer.label = label;
     this.#live++;
     return new Tensor(buffer, shape, dtype, label);
   }

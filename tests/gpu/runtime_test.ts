@@ -1,0 +1,82 @@
+import assert from "node:assert/strict";
+import { getGpu, NO_ADAPTER_MESSAGE } from "../../src/gpu/device.ts";
+import { getPipeline, packParams, planDispatch } from "../../src/gpu/kernel.ts";
+import {
+  BufferPool,
+  createTensor,
+  readTensor,
+  readTensorI32,
+  uploadTensor,
+  writeTensor,
+} from "../../src/gpu/tensor.ts";
+
+Deno.test("getGpu() returns one shared device with the adapter's limits", async () => {
+  const a = await getGpu();
+  const b = await getGpu();
+  assert.equal(a, b);
+  assert.ok(a.info.description.length > 0);
+  assert.equal(
+    a.limits.maxStorageBufferBindingSize,
+    Number(a.adapter.limits.maxStorageBufferBindingSize),
+  );
+  assert.match(NO_ADAPTER_MESSAGE, /mesa-vulkan-drivers/);
+});
+
+Deno.test("createTensor() names the label when a request exceeds the adapter's limits", async () => {
+  const gpu = await getGpu();
+  const n = gpu.limits.maxStorageBufferBindingSize / 4 + 1;
+  assert.throws(
+    () => createTensor(gpu, [n], "test.too_big"),
+    /Cannot create buffer "test\.too_big": \d+ bytes exceeds the adapter's maxStorageBufferBindingSize/,
+  );
+});
+
+Deno.test("tensors check lengths, dtypes and view alignment with messages naming them", async () => {
+  const gpu = await getGpu();
+  const t = uploadTensor(gpu, new Float32Array([1, 2, 3, 4]), [2, 2], "test.t");
+  assert.throws(() => writeTensor(gpu, t, new Float32Array(3)), /3 elements into "test\.t"/);
+  await assert.rejects(() => readTensorI32(gpu, t), /Cannot read "test\.t" as i32/);
+  assert.throws(() => t.reshape([3]), /Cannot reshape "test\.t"/);
+  assert.throws(() => t.rows(1, 1), /byte offset 8 is not a multiple of 256/);
+  const big = uploadTensor(gpu, new Float32Array(256).map((_, i) => i), [4, 64], "test.big");
+  assert.deepEqual([...(await readTensor(gpu, big.rows(1, 1)))].slice(0, 3), [64, 65, 66]);
+});
+
+Deno.test("BufferPool reuses released buffers of the same size", async () => {
+  const gpu = await getGpu();
+  const pool = new BufferPool(gpu);
+  const a = pool.acquire([100], "test.pool.a");
+  pool.release(a);
+  const b = pool.acquire([90], "test.pool.b");
+  assert.equal(b.buffer, a.buffer);
+  assert.equal(b.label, "test.pool.b");
+  assert.equal(pool.live, 1);
+  const c = pool.acquire([1000], "test.pool.c");
+  assert.notEqual(c.buffer, a.buffer);
+});
+
+Deno.test("pipeline and bind group errors become Errors naming the label", async () => {
+  const gpu = await getGpu();
+  await assert.rejects(
+    () => getPipeline(gpu, { code: "fn main( {", label: "test.bad_wgsl" }),
+    /Cannot compile shader "test\.bad_wgsl"/,
+  );
+  const code = `
+    struct P { n: u32 }
+    @group(0) @binding(0) var<uniform> p: P;
+    @group(0) @binding(1) var<storage, read_write> x: array<f32>;
+    @compute @workgroup_size(1) fn main() { x[0] = f32(p.n); }`;
+  const t = createTensor(gpu, [4], "test.x");
+  await assert.rejects(
+    () =>
+      planDispatch(gpu, {
+        label: "test.extra_binding",
+        code,
+        params: [1],
+        bindings: [t, t],
+        workgroups: [1],
+      }),
+    /create bind group "test\.extra_binding"/,
+  );
+  assert.throws(() => packParams([-1]), /must be a u32/);
+});
