@@ -1,0 +1,78 @@
+/**
+ * `deno task evaluate --checkpoint FILE [--config FILE] [key=value ...]`: loads a checkpoint
+ * written by `deno task train`, runs validation with the config stored in it (or `--config`,
+ * then the overrides), and prints the same final JSON object as training as the last stdout
+ * line.
+ *
+ * Permissions (`-P=evaluate`): read (the checkpoint, config and data files given), the env
+ * variables Mesa and wgpu read. No writes, no network.
+ *
+ * @module
+ */
+
+import { parseArgs } from "node:util";
+import { loadConfig, parseDotlist } from "../src/config/load.ts";
+import { mergeConfig } from "../src/config/merge.ts";
+import { type Config, validateConfig, validatePartialConfig } from "../src/config/schema.ts";
+import { getGpu } from "../src/gpu/device.ts";
+import { loadCheckpoint } from "../src/train/checkpoints.ts";
+import { loadTrainData } from "../src/train/data.ts";
+import { BstRun } from "../src/train/trainer.ts";
+
+const USAGE = `Usage: deno task evaluate --checkpoint FILE [--config FILE] [key=value ...]
+
+Runs validation (val_loss, val_loss_next_token, val_loss_prev_token and, for star graphs,
+path_accuracy) of a checkpoint and prints one JSON object. The config comes from the
+checkpoint's metadata unless --config is given; key=value overrides apply on top, e.g.
+trainer.val_batches=-1 for the whole validation split.`;
+
+const { values, positionals } = parseArgs({
+  options: {
+    help: { type: "boolean", short: "h" },
+    checkpoint: { type: "string" },
+    config: { type: "string", short: "c" },
+  },
+  allowPositionals: true,
+});
+if (values.help) {
+  console.log(USAGE);
+  Deno.exit(0);
+}
+if (!values.checkpoint) {
+  console.error(`error: --checkpoint is required\n\n${USAGE}`);
+  Deno.exit(2);
+}
+
+try {
+  const path = values.checkpoint;
+  const file = await loadCheckpoint(path);
+  let config: Config;
+  if (values.config) {
+    config = await loadConfig({ configFile: values.config, overrides: positionals });
+  } else {
+    if (!file.metadata.config) {
+      throw new Error(`Checkpoint "${path}" has no config in its metadata; pass --config`);
+    }
+    const stored = JSON.parse(file.metadata.config);
+    stored.trainer = { ...stored.trainer, init_from: "scratch" };
+    let tree = validateConfig(stored, `${path} (metadata)`) as unknown as Record<string, unknown>;
+    for (const item of positionals) {
+      tree = mergeConfig(tree, validatePartialConfig(parseDotlist([item]), `override ${item}`));
+    }
+    config = validateConfig(tree, `${path} (metadata) with overrides`);
+  }
+  const data = await loadTrainData(config, { generate: false });
+  const started = performance.now();
+  const run = await BstRun.create(await getGpu({ log: true }), config, data);
+  run.model.loadSafetensors(file.tensors, path, (n) => n.startsWith("optimizer."));
+  const metrics = await run.validate();
+  const steps = Number(file.metadata.step ?? NaN);
+  console.log(JSON.stringify({
+    ...metrics,
+    steps: Number.isInteger(steps) ? steps : null,
+    seconds: Number(((performance.now() - started) / 1000).toFixed(1)),
+  }));
+} catch (e) {
+  console.error(`error: ${(e as Error).message}`);
+  Deno.exit(1);
+}

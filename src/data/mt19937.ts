@@ -1,0 +1,170 @@
+/**
+ * MT19937 exactly as CPython's `random` module and numpy's legacy `RandomState` use it, so
+ * data generated here is byte-identical to the reference's Python scripts.
+ *
+ * - {@linkcode PyRandom}: `random.seed(int)` (init_by_array over the 32-bit words of |seed|),
+ *   `getrandbits(k ≤ 32)`, `_randbelow(n)` (rejection on `getrandbits(n.bit_length())`) and
+ *   `shuffle(list)`.
+ * - {@linkcode numpyPermutation}: `RandomState(seed).permutation(n)` (init_genrand(seed),
+ *   Fisher–Yates from the end with numpy's masked rejection `random_interval`).
+ *
+ * @module
+ */
+
+const N = 624;
+const M = 397;
+
+/** The MT19937 core: 624 words of state and the tempered 32-bit output. */
+export class MT19937 {
+  readonly mt = new Uint32Array(N);
+  mti = N + 1;
+
+  /** `init_genrand(s)`. */
+  initGenrand(s: number): void {
+    const mt = this.mt;
+    mt[0] = s >>> 0;
+    for (let i = 1; i < N; i++) {
+      const prev = mt[i - 1] ^ (mt[i - 1] >>> 30);
+      mt[i] = (Math.imul(1812433253, prev) + i) >>> 0;
+    }
+    this.mti = N;
+  }
+
+  /** `init_by_array(key)` (CPython's seeding of integers). */
+  initByArray(key: ArrayLike<number>): void {
+    const mt = this.mt;
+    this.initGenrand(19650218);
+    let i = 1;
+    let j = 0;
+    const len = key.length;
+    for (let k = Math.max(N, len); k > 0; k--) {
+      const prev = mt[i - 1] ^ (mt[i - 1] >>> 30);
+      mt[i] = ((mt[i] ^ Math.imul(prev, 1664525)) + key[j] + j) >>> 0;
+      i++;
+      j++;
+      if (i >= N) {
+        mt[0] = mt[N - 1];
+        i = 1;
+      }
+      if (j >= len) j = 0;
+    }
+    for (let k = N - 1; k > 0; k--) {
+      const prev = mt[i - 1] ^ (mt[i - 1] >>> 30);
+      mt[i] = ((mt[i] ^ Math.imul(prev, 1566083941)) - i) >>> 0;
+      i++;
+      if (i >= N) {
+        mt[0] = mt[N - 1];
+        i = 1;
+      }
+    }
+    mt[0] = 0x80000000;
+    this.mti = N;
+  }
+
+  /** `genrand_uint32()`: the next tempered 32-bit output. */
+  nextUint32(): number {
+    const mt = this.mt;
+    if (this.mti >= N) {
+      if (this.mti === N + 1) this.initGenrand(5489);
+      let kk = 0;
+      for (; kk < N - M; kk++) {
+        const y = (mt[kk] & 0x80000000) | (mt[kk + 1] & 0x7fffffff);
+        mt[kk] = mt[kk + M] ^ (y >>> 1) ^ ((y & 1) ? 0x9908b0df : 0);
+      }
+      for (; kk < N - 1; kk++) {
+        const y = (mt[kk] & 0x80000000) | (mt[kk + 1] & 0x7fffffff);
+        mt[kk] = mt[kk + (M - N)] ^ (y >>> 1) ^ ((y & 1) ? 0x9908b0df : 0);
+      }
+      const y = (mt[N - 1] & 0x80000000) | (mt[0] & 0x7fffffff);
+      mt[N - 1] = mt[M - 1] ^ (y >>> 1) ^ ((y & 1) ? 0x9908b0df : 0);
+      this.mti = 0;
+    }
+    let y = mt[this.mti++];
+    y ^= y >>> 11;
+    y ^= (y << 7) & 0x9d2c5680;
+    y ^= (y << 15) & 0xefc60000;
+    y ^= y >>> 18;
+    return y >>> 0;
+  }
+}
+
+/** The 32-bit words of |seed|, least significant first (CPython's `random.seed(int)` key). */
+export function seedKey(seed: number | bigint): number[] {
+  let a = BigInt(seed);
+  if (a < 0n) a = -a;
+  const key: number[] = [];
+  while (a > 0n) {
+    key.push(Number(a & 0xffffffffn));
+    a >>= 32n;
+  }
+  return key.length ? key : [0];
+}
+
+/** CPython's `random.Random` for the calls the reference's data scripts make. */
+export class PyRandom {
+  readonly #mt = new MT19937();
+
+  constructor(seed: number | bigint = 0) {
+    this.seed(seed);
+  }
+
+  /** `random.seed(int)`. */
+  seed(seed: number | bigint): void {
+    this.#mt.initByArray(seedKey(seed));
+  }
+
+  /** `getrandbits(k)` for 1 ≤ k ≤ 32. */
+  getrandbits(k: number): number {
+    if (!(k >= 1 && k <= 32)) throw new Error(`getrandbits(${k}) supports 1..32 bits only`);
+    return this.#mt.nextUint32() >>> (32 - k);
+  }
+
+  /** `_randbelow(n)` for 1 ≤ n < 2³²: uniform in [0, n) by rejection. */
+  randbelow(n: number): number {
+    const k = 32 - Math.clz32(n); // n.bit_length()
+    let r = this.getrandbits(k);
+    while (r >= n) r = this.getrandbits(k);
+    return r;
+  }
+
+  /** `random.shuffle(x)` in place. */
+  shuffle<T>(x: T[] | Int32Array): void {
+    for (let i = x.length - 1; i > 0; i--) {
+      const j = this.randbelow(i + 1);
+      const t = x[i];
+      x[i] = x[j];
+      x[j] = t;
+    }
+  }
+}
+
+/**
+ * numpy's `RandomState(seed).permutation(n)` (legacy seeding: init_genrand(seed); shuffle
+ * from the end with `random_interval`, masked rejection on 32-bit draws).
+ */
+export function numpyPermutation(n: number, seed: number): Int32Array {
+  if (!Number.isInteger(seed) || seed < 0 || seed > 0xffffffff) {
+    throw new Error(`Seed must be an integer in [0, 2^32), got ${seed}`);
+  }
+  if (n > 0xffffffff) throw new Error(`Permutation size ${n} is too large`);
+  const mt = new MT19937();
+  mt.initGenrand(seed);
+  const out = new Int32Array(n);
+  for (let i = 0; i < n; i++) out[i] = i;
+  for (let i = n - 1; i > 0; i--) {
+    let mask = i;
+    mask |= mask >>> 1;
+    mask |= mask >>> 2;
+    mask |= mask >>> 4;
+    mask |= mask >>> 8;
+    mask |= mask >>> 16;
+    let j: number;
+    do {
+      j = (mt.nextUint32() & mask) >>> 0;
+    } while (j > i);
+    const t = out[i];
+    out[i] = out[j];
+    out[j] = t;
+  }
+  return out;
+}
