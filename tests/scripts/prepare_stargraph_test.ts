@@ -1,0 +1,60 @@
+import assert from "node:assert/strict";
+import { fileURLToPath } from "node:url";
+
+const script = fileURLToPath(new URL("../../scripts/prepare_stargraph.ts", import.meta.url));
+const fixture = fileURLToPath(new URL("../fixtures/graph_2_5_sample_20.txt", import.meta.url));
+
+async function prepare(dir: string, args: string[]) {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", `--allow-read=${dir}`, `--allow-write=${dir}`, script, ...args],
+    stdout: "piped",
+    stderr: "piped",
+    env: { NO_COLOR: "1" },
+  }).output();
+  const dec = new TextDecoder();
+  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
+}
+
+Deno.test("prepare:stargraph writes the reference's file with write access to its directory only", async () => {
+  const dir = await Deno.makeTempDir();
+  const r = await prepare(dir, [
+    "--num_samples",
+    "20",
+    "--num_paths",
+    "2",
+    "--path_length",
+    "5",
+    "--max_nodes",
+    "50",
+    "--data_dir",
+    dir,
+  ]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(r.stdout.trim(), `${dir}/graph_2_5_sample_20.txt`);
+  assert.match(r.stderr, /100\.0% 20\/20/);
+  assert.deepEqual(
+    await Deno.readFile(`${dir}/graph_2_5_sample_20.txt`),
+    await Deno.readFile(fixture),
+  );
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("prepare:stargraph --help lists the flags; bad arguments exit 2 with one line", async () => {
+  const dir = await Deno.makeTempDir();
+  const help = await prepare(dir, ["--help"]);
+  assert.equal(help.code, 0);
+  for (
+    const flag of ["--num_samples", "--num_paths", "--path_length", "--max_nodes", "--data_dir"]
+  ) {
+    assert.ok(help.stdout.includes(flag), flag);
+  }
+  const bad = await prepare(dir, ["--num_paths", "20", "--data_dir", dir]);
+  assert.equal(bad.code, 2);
+  assert.equal(bad.stderr.trim().split("\n").length, 1);
+  assert.match(bad.stderr, /needs num_paths\*\(path_length-1\)\+1 = 81 nodes/);
+  const word = await prepare(dir, ["--num_samples", "many", "--data_dir", dir]);
+  assert.equal(word.code, 2);
+  assert.match(word.stderr, /--num_samples must be a positive integer, got "many"/);
+  assert.deepEqual([...Deno.readDirSync(dir)], []);
+  await Deno.remove(dir, { recursive: true });
+});
