@@ -3,11 +3,20 @@
 //   sumsq_partial: partial[g] = Σ x² over chunk g of CH = WG·PER elements (each thread sums PER
 //                  strided elements in order, then a fixed tree)
 //   sumsq_final:   norms[slot] (=|+=) Σ_g partial[g] in a fixed tree order (one workgroup)
-//   adamw:         PyTorch's single-tensor AdamW on each element, with the gradient scaled by the
-//                  module's clip coefficient min(1, max_norm / (sqrt(norms[slot]) + 1e-6)) when
-//                  max_norm > 0:
-//                    p *= 1 − lr·wd; m = m + (1 − β1)(g − m); v = β2·v + (1 − β2)·g²
-//                    p −= (lr / bc1) · m / (sqrt(v) / sqrt(bc2) + eps)
+//   adamw:         PyTorch's single-tensor AdamW (torch.optim.AdamW, foreach=False) on each
+//                  element, with the gradient first scaled by the module's clip coefficient
+//                  coef = min(1, max_norm / (sqrt(norms[slot]) + 1e-6)) when max_norm > 0,
+//                  evaluated as (1 / (norm + 1e-6)) · max_norm like torch's `float / tensor`
+//                  (torch.nn.utils.clip_grad_norm_ multiplies the gradient in place):
+//                    g = grad · coef
+//                    p = p · (1 − lr·wd)                      param.mul_(1 - lr*wd)
+//                    m = m + (1 − β1)·(g − m)                 exp_avg.lerp_(g, 1 - β1)
+//                    v = v·β2 + ((1 − β2)·g)·g                exp_avg_sq.mul_(β2).addcmul_(g, g, 1 - β2)
+//                    denom = sqrt(v) / sqrt(bc2) + eps
+//                    p = p + ((−lr/bc1)·m) / denom            param.addcdiv_(m, denom, -lr/bc1)
+//                  The scalars 1 − lr·wd, 1 − β1, 1 − β2, −lr/bc1 and sqrt(bc2) are computed in
+//                  float64 on the host and rounded to f32 once, as PyTorch does with Python
+//                  floats.
 //
 // Bindings (0 uniform Params):
 //   sumsq_partial: Params { n, ... }; 1 partial (G) rw; 2 x (n)
@@ -85,14 +94,14 @@ fn sumsq_final(@builtin(local_invocation_id) lid3: vec3<u32>) {
 struct AdamParams {
   n: u32,
   slot: u32,
-  lr: f32,
-  beta1: f32,
+  decay: f32,          // 1 − lr·wd
+  beta1_weight: f32,   // 1 − β1 (the lerp weight)
   beta2: f32,
+  beta2_weight: f32,   // 1 − β2
+  neg_step_size: f32,  // −lr / bc1
+  bc2_sqrt: f32,       // sqrt(1 − β2^step)
   eps: f32,
-  wd: f32,
-  bc1: f32,
-  bc2_sqrt: f32,
-  max_norm: f32,
+  max_norm: f32,       // ≤ 0: no clipping
 }
 
 @group(0) @binding(0) var<uniform> ap: AdamParams;
@@ -109,15 +118,15 @@ fn adamw(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: ve
   if (i >= ap.n) { return; }
   var coef = 1.0;
   if (ap.max_norm > 0.0) {
-    coef = min(1.0, ap.max_norm / (sqrt(anorms[ap.slot]) + 1e-6));
+    coef = min(1.0, (1.0 / (sqrt(anorms[ap.slot]) + 1e-6)) * ap.max_norm);
   }
   let g = grad[i] * coef;
-  var pv = param[i] * (1.0 - ap.lr * ap.wd);
-  let mv = m[i] + (1.0 - ap.beta1) * (g - m[i]);
-  let vv = ap.beta2 * v[i] + (1.0 - ap.beta2) * g * g;
+  let pd = param[i] * ap.decay;
+  let m0 = m[i];
+  let mv = m0 + ap.beta1_weight * (g - m0);
+  let vv = v[i] * ap.beta2 + (ap.beta2_weight * g) * g;
   let denom = sqrt(vv) / ap.bc2_sqrt + ap.eps;
-  pv = pv - (ap.lr / ap.bc1) * (mv / denom);
   m[i] = mv;
   v[i] = vv;
-  param[i] = pv;
+  param[i] = pd + (ap.neg_step_size * mv) / denom;
 }

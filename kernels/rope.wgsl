@@ -5,9 +5,14 @@
 //   forward:  x1' = x1·cos − x2·sin,  x2' = x2·cos + x1·sin
 //   backward: the transpose (rotation by −angle), applied to dq, dk of dqkv.
 //
-// Bindings: 0 uniform Params { n, c, d, inverse }; 1 qkv (N, 3C) rw; 2 pos (N) i32;
-//   3 table (P, D/2, 2) f32 [cos, sin] for positions 0..P−1.
-// Dispatch: ceil(N·C/2·2 / WG) threads-groups over grid(): one thread per (row, q|k, head, i).
+// The v section [2C, 3C) is not touched.
+//
+// Bindings: 0 uniform Params { n, c, d, inverse, npos }; 1 qkv (N, 3C) rw; 2 pos (N) i32;
+//   3 table (P = npos, D/2, 2) f32 [cos, sin] for positions 0..P−1.
+// A position outside [0, P) is clamped into it so the table is never read out of bounds (the
+// TS wrapper's checkPositions() rejects such positions on the CPU first).
+// Dispatch: ceil(N·C / WG) workgroups over grid(): one thread per (row, q|k, head, i), i.e.
+//   N · 2 · H · D/2 = N·C threads.
 // Overrides: WG (default 256).
 
 override WG: u32 = 256u;
@@ -17,6 +22,7 @@ struct Params {
   c: u32,
   d: u32,
   inverse: u32,
+  npos: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -40,7 +46,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   let col1 = section * p.c + head * p.d + i;
   let col2 = col1 + half;
   let base = row * 3u * p.c;
-  let ps = u32(pos[row]);
+  let ps = u32(clamp(pos[row], 0, i32(p.npos) - 1));
   let cs = table[(ps * half + i) * 2u];
   var sn = table[(ps * half + i) * 2u + 1u];
   if (p.inverse == 1u) { sn = -sn; }

@@ -24,7 +24,22 @@ function widths(y: Tensor, a: Tensor, b: Tensor): { N: number; Ca: number; Cb: n
   return { N, Ca, Cb };
 }
 
-/** Plans `y (N, Ca+Cb) = [a | b]`. */
+/**
+ * Plans `y (N, Ca+Cb) = [a (N, Ca) | b (N, Cb)]` (y overwritten). Its backward is
+ * {@linkcode planSplit} on the gradients.
+ *
+ * @param gpu the shared GPU.
+ * @param y (N, Ca+Cb) output.
+ * @param a (N, Ca) left part.
+ * @param b (N, Cb) right part.
+ * @returns one dispatch.
+ *
+ * @example Concat and its backward (needs a WebGPU adapter)
+ * ```ts ignore
+ * const fwd = await planConcat(gpu, y, a, b);
+ * const bwd = await planSplit(gpu, da, db, dy, true); // da += dy[:, :Ca], db += dy[:, Ca:]
+ * ```
+ */
 export function planConcat(gpu: Gpu, y: Tensor, a: Tensor, b: Tensor): Promise<Dispatch> {
   const { N, Ca, Cb } = widths(y, a, b);
   return planDispatch(gpu, {
@@ -38,7 +53,17 @@ export function planConcat(gpu: Gpu, y: Tensor, a: Tensor, b: Tensor): Promise<D
   });
 }
 
-/** Plans `a = y[:, :Ca]`, `b = y[:, Ca:]` (or `+=` with `accumulate`). */
+/**
+ * Plans the split `a = y[:, :Ca]`, `b = y[:, Ca:]` (or `+=` with `accumulate`): the backward of
+ * {@linkcode planConcat}, and the forward of a split whose backward is a concat.
+ *
+ * @param gpu the shared GPU.
+ * @param a (N, Ca) left part, overwritten or accumulated.
+ * @param b (N, Cb) right part, overwritten or accumulated.
+ * @param y (N, Ca+Cb) input.
+ * @param accumulate add into a and b instead of overwriting them.
+ * @returns one dispatch.
+ */
 export function planSplit(
   gpu: Gpu,
   a: Tensor,

@@ -14,7 +14,24 @@ import type { Tensor } from "./tensor.ts";
 
 const WG = 256;
 
-/** Throws naming the position of the first token outside [0, vocab). */
+/**
+ * Throws naming the position of the first token outside [0, vocab). Call it on the CPU token
+ * ids before uploading them.
+ *
+ * @param tokens token ids (N).
+ * @param vocab vocabulary size V.
+ *
+ * @example
+ * ```ts
+ * import { checkTokens } from "./embedding.ts";
+ * checkTokens([0, 5, 2], 6); // fine
+ * try {
+ *   checkTokens([0, 6], 6);
+ * } catch (e) {
+ *   console.log((e as Error).message); // Token 6 at position 1 is outside the vocabulary of 6
+ * }
+ * ```
+ */
 export function checkTokens(tokens: ArrayLike<number>, vocab: number): void {
   for (let i = 0; i < tokens.length; i++) {
     const t = tokens[i];
@@ -24,7 +41,22 @@ export function checkTokens(tokens: ArrayLike<number>, vocab: number): void {
   }
 }
 
-/** Plans `out (N, C) = table[tokens]` for tokens (N) i32 and table (V, C). */
+/**
+ * Plans the forward `out (N, C) = table[tokens]`; a token outside [0, V) gives a zero row.
+ *
+ * @param gpu the shared GPU.
+ * @param out (N, C) output, overwritten.
+ * @param tokens (N) i32 token ids.
+ * @param table (V, C) embedding weights.
+ * @returns one dispatch.
+ *
+ * @example Forward and backward (needs a WebGPU adapter)
+ * ```ts ignore
+ * const csr = uploadCsr(gpu, buildCsr(tokensHost, V), "emb.csr");
+ * const fwd = await planEmbeddingForward(gpu, out, tokens, table);
+ * const bwd = await planEmbeddingBackward(gpu, dtable, dout, csr);
+ * ```
+ */
 export function planEmbeddingForward(
   gpu: Gpu,
   out: Tensor,
@@ -49,7 +81,16 @@ export function planEmbeddingForward(
   });
 }
 
-/** Plans `dtable[v] += Σ_{n: tokens[n]=v} dout[n]` with the tokens' CSR lists. */
+/**
+ * Plans the backward `dtable[v] += Σ_{n: tokens[n]=v} dout[n]`, summing each v's rows in
+ * increasing n (deterministic, no atomics): one thread per element of dtable.
+ *
+ * @param gpu the shared GPU.
+ * @param dtable (V, C) table gradient, accumulated into.
+ * @param dout (N, C) output gradient.
+ * @param csr `uploadCsr(gpu, buildCsr(tokens, V), label)`: offsets (V + 1), items (N).
+ * @returns one dispatch.
+ */
 export function planEmbeddingBackward(
   gpu: Gpu,
   dtable: Tensor,

@@ -13,7 +13,7 @@ import type { Gpu } from "./device.ts";
 import { type Dispatch, f32, grid, planDispatch } from "./kernel.ts";
 import { createTensor, type Tensor } from "./tensor.ts";
 
-/** `rms`: RMSNorm with weight (bias: false); `layer`: LayerNorm with weight and bias. */
+/** `rms`: RMSNorm with weight (config `bias: false`); `layer`: LayerNorm with weight and bias. */
 export type NormKind = "rms" | "layer";
 
 /** The reference's epsilon. */
@@ -31,9 +31,22 @@ function dims(x: Tensor, c: number, label: string): number {
 }
 
 /**
- * Plans the forward: `y = norm(x) · w (+ b)` and `stats` (N, 2) = [mean, rstd] per row.
+ * Plans the forward: `y = norm(x) · w (+ b)` over the last dim, and the per-row statistics the
+ * backward reads. RMSNorm: `y = x / sqrt(mean(x²) + eps) · w` (mean stored as 0); LayerNorm:
+ * `y = (x − mean) / sqrt(var(x) + eps) · w + b` with the biased variance, like torch.
  *
- * @param y (N, C) output; x (N, C) input; w (C) weight; b (C) bias for LayerNorm.
+ * @param gpu the shared GPU.
+ * @param kind "rms" or "layer".
+ * @param t `y` (N, C) output; `stats` (N, 2) output [mean, rstd]; `x` (N, C) input; `w` (C)
+ *   weight; `b` (C) bias, required for LayerNorm.
+ * @returns one dispatch (one workgroup per row).
+ *
+ * @example Forward and backward (needs a WebGPU adapter)
+ * ```ts ignore
+ * const fwd = await planNormForward(gpu, "rms", { y, stats, x, w });
+ * const bwd = await planNormBackward(gpu, "rms", { dx, dw, dy, x, w, stats, accumulate: true });
+ * await run(gpu, [fwd, ...bwd]);
+ * ```
  */
 export function planNormForward(
   gpu: Gpu,
@@ -62,8 +75,16 @@ export function planNormForward(
 }
 
 /**
- * Plans the backward: `dx (=|+=) ∂/∂x`, `dw += Σ dy·x̂`, `db += Σ dy` (LayerNorm). Returns
- * the dx dispatch, then the partial and reduce dispatches of the weight gradient.
+ * Plans the backward: `dx (=|+=) ∂L/∂x`, `dw += Σ_rows dy·x̂`, `db += Σ_rows dy` (LayerNorm).
+ * The weight gradient is summed per block of 256 rows into a scratch tensor allocated here,
+ * then the blocks are added in order — deterministic, no atomics.
+ *
+ * @param gpu the shared GPU.
+ * @param kind "rms" or "layer".
+ * @param t `dx` (N, C) overwritten, or accumulated with `accumulate` (the residual stream);
+ *   `dw` (C) and `db` (C, LayerNorm only) accumulated; `dy` (N, C); `x` (N, C) and `w` (C) the
+ *   forward inputs; `stats` (N, 2) from the forward.
+ * @returns the dx dispatch, then the partial and reduce dispatches of the weight gradient.
  */
 export async function planNormBackward(
   gpu: Gpu,

@@ -1,5 +1,7 @@
 /**
- * SwiGLU activation (`kernels/swiglu.wgsl`): y = silu(gate) · up on x = [gate | up].
+ * SwiGLU activation (`kernels/swiglu.wgsl`): y = silu(gate) · up on the output x = [gate | up]
+ * of a `gate_up` Linear — the reference's `gate, up = gate_up.chunk(2, dim=-1)`, so the gate is
+ * the first half of each row.
  *
  * @module
  */
@@ -23,7 +25,20 @@ function sizes(x: Tensor, y: Tensor): { N: number; H: number } {
   return { N, H };
 }
 
-/** Plans `y (N, H) = silu(x[:, :H]) · x[:, H:]` for x (N, 2H). */
+/**
+ * Plans the forward `y (N, H) = silu(x[:, :H]) · x[:, H:]`.
+ *
+ * @param gpu the shared GPU.
+ * @param y (N, H) output, overwritten.
+ * @param x (N, 2H) input [gate | up].
+ * @returns one dispatch.
+ *
+ * @example Forward and backward (needs a WebGPU adapter)
+ * ```ts ignore
+ * const fwd = await planSwigluForward(gpu, y, x); // (N, H) from (N, 2H)
+ * const bwd = await planSwigluBackward(gpu, dx, x, dy); // (N, 2H) from (N, 2H), (N, H)
+ * ```
+ */
 export function planSwigluForward(gpu: Gpu, y: Tensor, x: Tensor): Promise<Dispatch> {
   const { N, H } = sizes(x, y);
   return planDispatch(gpu, {
@@ -37,7 +52,15 @@ export function planSwigluForward(gpu: Gpu, y: Tensor, x: Tensor): Promise<Dispa
   });
 }
 
-/** Plans `dx (N, 2H)` (overwritten) from `dy (N, H)` and the forward input `x`. */
+/**
+ * Plans the backward: `dx (N, 2H) = [dy · up · σ(g)(1 + g(1 − σ(g))) | dy · silu(g)]`.
+ *
+ * @param gpu the shared GPU.
+ * @param dx (N, 2H) input gradient, overwritten.
+ * @param x (N, 2H) the forward input [gate | up].
+ * @param dy (N, H) output gradient.
+ * @returns one dispatch.
+ */
 export function planSwigluBackward(gpu: Gpu, dx: Tensor, x: Tensor, dy: Tensor): Promise<Dispatch> {
   const { N, H } = sizes(x, dy);
   if (dx.numel !== x.numel) {
