@@ -14,10 +14,22 @@
 const N = 624;
 const M = 397;
 
-/** The MT19937 core: 624 words of state and the tempered 32-bit output. */
+let base19650218: Uint32Array | undefined;
+
+/**
+ * The MT19937 core: 624 words of state and the tempered 32-bit output.
+ *
+ * The state is regenerated lazily: word k of a new block needs only words k, k+1 and k+397
+ * of the old one, so the first 227 outputs after a re-seed cost 227 updates instead of 624.
+ * The star-graph generator re-seeds for every sample and draws ~100 numbers, so this and the
+ * cached `init_genrand(19650218)` state make seeding most of its cost. The outputs are the
+ * same as the eager algorithm's.
+ */
 export class MT19937 {
   readonly mt = new Uint32Array(N);
   mti = N + 1;
+  /** Words below this index of the current block are already regenerated. */
+  #fresh = N;
 
   /** `init_genrand(s)`. */
   initGenrand(s: number): void {
@@ -28,12 +40,17 @@ export class MT19937 {
       mt[i] = (Math.imul(1812433253, prev) + i) >>> 0;
     }
     this.mti = N;
+    this.#fresh = N;
   }
 
   /** `init_by_array(key)` (CPython's seeding of integers). */
   initByArray(key: ArrayLike<number>): void {
     const mt = this.mt;
-    this.initGenrand(19650218);
+    if (!base19650218) {
+      this.initGenrand(19650218);
+      base19650218 = mt.slice();
+    }
+    mt.set(base19650218);
     let i = 1;
     let j = 0;
     const len = key.length;
@@ -59,27 +76,30 @@ export class MT19937 {
     }
     mt[0] = 0x80000000;
     this.mti = N;
+    this.#fresh = N;
+  }
+
+  /** Regenerates word `kk` of the next block (MT19937's twist, one word at a time). */
+  #twist(kk: number): void {
+    const mt = this.mt;
+    const y = (mt[kk] & 0x80000000) | (mt[(kk + 1) % N] & 0x7fffffff);
+    mt[kk] = mt[(kk + M) % N] ^ (y >>> 1) ^ ((y & 1) ? 0x9908b0df : 0);
   }
 
   /** `genrand_uint32()`: the next tempered 32-bit output. */
   nextUint32(): number {
-    const mt = this.mt;
     if (this.mti >= N) {
       if (this.mti === N + 1) this.initGenrand(5489);
-      let kk = 0;
-      for (; kk < N - M; kk++) {
-        const y = (mt[kk] & 0x80000000) | (mt[kk + 1] & 0x7fffffff);
-        mt[kk] = mt[kk + M] ^ (y >>> 1) ^ ((y & 1) ? 0x9908b0df : 0);
-      }
-      for (; kk < N - 1; kk++) {
-        const y = (mt[kk] & 0x80000000) | (mt[kk + 1] & 0x7fffffff);
-        mt[kk] = mt[kk + (M - N)] ^ (y >>> 1) ^ ((y & 1) ? 0x9908b0df : 0);
-      }
-      const y = (mt[N - 1] & 0x80000000) | (mt[0] & 0x7fffffff);
-      mt[N - 1] = mt[M - 1] ^ (y >>> 1) ^ ((y & 1) ? 0x9908b0df : 0);
+      // Finish the previous lazy block before starting a new one.
+      while (this.#fresh < N) this.#twist(this.#fresh++);
       this.mti = 0;
+      this.#fresh = 0;
     }
-    let y = mt[this.mti++];
+    // Word k of the new block reads old words k+1 and k+M (mod N); words below k+1 … are
+    // already new where the eager algorithm also reads new ones, so generating in order
+    // up to the word needed gives the same values.
+    while (this.#fresh <= this.mti) this.#twist(this.#fresh++);
+    let y = this.mt[this.mti++];
     y ^= y >>> 11;
     y ^= (y << 7) & 0x9d2c5680;
     y ^= (y << 15) & 0xefc60000;

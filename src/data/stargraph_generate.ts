@@ -56,27 +56,67 @@ export function parseStarGraphFileName(
   return { numPaths: Number(m[1]), pathLength: Number(m[2]), numSamples: Number(m[3]) };
 }
 
-/** One sample's line (without the newline), exactly as the reference writes it. */
-export function starGraphLine(x: number, s: StarGraphSpec, rng = new PyRandom()): string {
+/** Reusable buffers of {@linkcode starGraphLine} (one per generator). */
+export class StarGraphScratch {
+  readonly nodes: Int32Array;
+  readonly from: Int32Array;
+  readonly to: Int32Array;
+  readonly order: Int32Array;
+  readonly path: Int32Array;
+  /** Decimal strings of 0..maxNodes−1. */
+  readonly names: string[];
+
+  constructor(readonly spec: StarGraphSpec) {
+    const edges = spec.numPaths * (spec.pathLength - 1);
+    this.nodes = new Int32Array(spec.maxNodes);
+    this.from = new Int32Array(edges);
+    this.to = new Int32Array(edges);
+    this.order = new Int32Array(edges);
+    this.path = new Int32Array(spec.pathLength);
+    this.names = Array.from({ length: spec.maxNodes }, (_, i) => String(i));
+  }
+}
+
+/**
+ * One sample's line (without the newline), exactly as the reference writes it: seed x,
+ * shuffle the node ids, pop the source and each path's nodes from the end, shuffle the edge
+ * list (here: a list of edge indices, which sees the same swaps), then format.
+ */
+export function starGraphLine(
+  x: number,
+  s: StarGraphSpec,
+  rng = new PyRandom(),
+  scratch = new StarGraphScratch(s),
+): string {
   rng.seed(x);
-  const nodes = Array.from({ length: s.maxNodes }, (_, i) => i);
+  const { nodes, from, to, order, path, names } = scratch;
+  for (let i = 0; i < s.maxNodes; i++) nodes[i] = i;
   rng.shuffle(nodes);
-  const source = nodes.pop()!;
-  const edges: [number, number][] = [];
-  const path = [source];
-  let goal = source;
+  let top = s.maxNodes;
+  const source = nodes[--top];
+  let e = 0;
+  path[0] = source;
   for (let p = 0; p < s.numPaths; p++) {
     let old = source;
     for (let i = 0; i < s.pathLength - 1; i++) {
-      const next = nodes.pop()!;
-      edges.push([old, next]);
+      const next = nodes[--top];
+      from[e] = old;
+      to[e] = next;
+      order[e] = e;
+      e++;
       old = next;
-      if (p === 0) path.push(old);
+      if (p === 0) path[i + 1] = old;
     }
-    if (p === 0) goal = old;
   }
-  rng.shuffle(edges);
-  return `${edges.map((e) => `${e[0]},${e[1]}`).join("|")}/${source},${goal}=${path.join(",")}`;
+  rng.shuffle(order);
+  let line = "";
+  for (let k = 0; k < e; k++) {
+    if (k > 0) line += "|";
+    line += names[from[order[k]]] + "," + names[to[order[k]]];
+  }
+  line += "/" + names[source] + "," + names[path[s.pathLength - 1]] + "=";
+  for (let i = 0; i < s.pathLength; i++) line += (i > 0 ? "," : "") + names[path[i]];
+  return line;
 }
 
 /** Options of {@linkcode generateStarGraphFile}. */
@@ -99,6 +139,7 @@ export async function generateStarGraphFile(o: GenerateOptions): Promise<void> {
   const file = await Deno.open(tmp, { write: true, create: true, truncate: true });
   const enc = new TextEncoder();
   const rng = new PyRandom();
+  const scratch = new StarGraphScratch(o);
   try {
     const every = Math.max(1, Math.floor(o.numSamples / 100));
     let chunk: string[] = [];
@@ -111,7 +152,7 @@ export async function generateStarGraphFile(o: GenerateOptions): Promise<void> {
       size = 0;
     };
     for (let x = 0; x < o.numSamples; x++) {
-      const line = starGraphLine(x, o, rng) + "\n";
+      const line = starGraphLine(x, o, rng, scratch) + "\n";
       chunk.push(line);
       size += line.length;
       if (size > 1 << 20) await flush();
