@@ -43,8 +43,11 @@ export interface ParamSpec {
   shape: number[];
   /** AdamW weight decay applies (tensors with ≥ 2 dimensions). */
   decay: boolean;
-  /** Which module's gradient norm it belongs to (per-module clipping). */
-  module: "encoder" | "text_head";
+  /**
+   * Which module's gradient norm it belongs to (per-module clipping): the BST's `encoder` and
+   * `text_head`, or the GPT's single `model`.
+   */
+  module: "encoder" | "text_head" | "model";
   /** Initialisation: N(0, 0.02), ones (norm weights) or zeros (biases). */
   init: "normal" | "ones" | "zeros";
 }

@@ -1,9 +1,9 @@
 /**
  * AdamW for a model whose parameters, gradients and optimizer state live in flat GPU buffers
  * (DESIGN §4.13): decoupled weight decay on tensors with ≥ 2 dimensions only, eps 1e-8, and
- * per-module gradient clipping — the encoder's gradients by the encoder's norm, the text
- * head's by its own — with the clip coefficients computed on the GPU. The reported gradient
- * norm is √(n_encoder² + n_head²) of the unclipped norms.
+ * per-module gradient clipping — for the BST the encoder's gradients by the encoder's norm and
+ * the text head's by its own; for the GPT the whole model's — with the clip coefficients
+ * computed on the GPU. The reported gradient norm is √(Σ module norm²) of the unclipped norms.
  *
  * @module
  */
@@ -35,15 +35,15 @@ export interface AdamWConfig {
   eps?: number;
 }
 
-const MODULES = ["encoder", "text_head"] as const;
-
 /** AdamW state (m, v) and the planned ops of one optimizer step. */
 export class AdamW {
   /** First and second moments, flat, same layout as the parameters. */
   readonly m: Tensor;
   readonly v: Tensor;
-  /** Sums of squares of the gradients: slot 0 encoder, slot 1 text head. */
+  /** Sums of squares of the gradients, one slot per module (in parameter-table order). */
   readonly norms: Tensor;
+  /** Module names of the norm slots (BST: encoder, text_head; GPT: model). */
+  readonly modules: string[];
   /** Ops of one step: gradient norms, then the updates. */
   ops: Op[] = [];
   #updates: { plan: AdamWPlan; decay: boolean }[] = [];
@@ -52,7 +52,8 @@ export class AdamW {
     const gpu = model.gpu;
     this.m = createTensor(gpu, model.params.shape, `${model.label}.adam_m`);
     this.v = createTensor(gpu, model.params.shape, `${model.label}.adam_v`);
-    this.norms = createTensor(gpu, [2], `${model.label}.grad_norms`);
+    this.modules = [...new Set(model.ranges(model.grads, (s) => s.module).map((r) => r.key))];
+    this.norms = createTensor(gpu, [this.modules.length], `${model.label}.grad_norms`);
   }
 
   /** Plans the optimizer over `model` (moments start at zero). */
@@ -63,12 +64,9 @@ export class AdamW {
     const byModule = model.ranges(model.grads, (s) => s.module);
     const seen = new Set<string>();
     for (const r of byModule) {
-      const slot = MODULES.indexOf(r.key as typeof MODULES[number]);
+      const slot = opt.modules.indexOf(r.key);
       ops.push(...await planSumSquares(gpu, opt.norms, slot, r.view, seen.has(r.key)));
       seen.add(r.key);
-    }
-    for (const name of MODULES) {
-      if (!seen.has(name)) throw new Error(`Model "${model.label}" has no ${name} parameters`);
     }
     const key = (s: ParamSpec) => `${s.module}|${s.decay ? "decay" : "no_decay"}`;
     const p = model.ranges(model.params, key);
@@ -83,7 +81,7 @@ export class AdamW {
         v: v[i].view,
         grad: g[i].view,
         norms: opt.norms,
-        slot: MODULES.indexOf(module as typeof MODULES[number]),
+        slot: opt.modules.indexOf(module),
       }, opt.stepParams(0, 1, decay === "decay"));
       opt.#updates.push({ plan, decay: decay === "decay" });
       ops.push(plan.dispatch);
@@ -113,12 +111,19 @@ export class AdamW {
     for (const u of this.#updates) u.plan.setStep(this.stepParams(lr, step, u.decay));
   }
 
-  /** Reads the unclipped gradient norm √(n_enc² + n_head²) of the last step. */
-  async gradNorm(): Promise<{ total: number; encoder: number; textHead: number }> {
+  /**
+   * Reads the unclipped gradient norms of the last step: per module, and the reported total
+   * √(Σ module norm²) (BST: √(n_encoder² + n_text_head²)).
+   */
+  async gradNorm(): Promise<{ total: number; modules: Record<string, number> }> {
     const n = await readTensor(this.model.gpu, this.norms);
-    const encoder = Math.sqrt(n[0]);
-    const textHead = Math.sqrt(n[1]);
-    return { total: Math.sqrt(n[0] + n[1]), encoder, textHead };
+    const modules: Record<string, number> = {};
+    let sum = 0;
+    this.modules.forEach((name, i) => {
+      modules[name] = Math.sqrt(n[i]);
+      sum += n[i];
+    });
+    return { total: Math.sqrt(sum), modules };
   }
 
   /** Reads the moments back (for checkpoints). */
