@@ -49,3 +49,5 @@ export * from "./src/models/bst_pairs.ts";
 export * from "./src/models/bst_eval_pairs.ts";
 export * from "./src/models/positions.ts";
 export * from "./src/models/conformance.ts";
+export * from "./src/models/gpt.ts";
+export * from "./src/models/flat_params.ts";

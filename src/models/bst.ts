@@ -25,13 +25,13 @@
 import type { Gpu } from "../gpu/device.ts";
 import { planFill } from "../gpu/elementwise.ts";
 import { buildCsr } from "../gpu/index_lists.ts";
-import { type CsrTensors, uploadCsr } from "../gpu/gather.ts";
+import type { CsrTensors } from "../gpu/gather.ts";
 import { type Op, planCopyRows, run } from "../gpu/kernel.ts";
-import { createTensor, readTensor, roundUp, Tensor, writeTensor } from "../gpu/tensor.ts";
+import { createTensor, readTensor, roundUp, type Tensor, writeTensor } from "../gpu/tensor.ts";
 import { type BlockParams, type BlockShape, createBlockScratch } from "../nn/block.ts";
 import { planEmbeddingLayer } from "../nn/embedding.ts";
 import { planStack, type StackParams } from "../nn/encoder.ts";
-import { type LayerPlan, sequence } from "../nn/layer.ts";
+import type { LayerPlan } from "../nn/layer.ts";
 import type { NormKind } from "../nn/norm.ts";
 import {
   createTextHeadActivations,
@@ -40,21 +40,9 @@ import {
   type TextHeadParams,
   type TextHeadShape,
 } from "../nn/text_head.ts";
-import {
-  buildParamTable,
-  paramsFromSafetensors,
-  paramsToSafetensors,
-  type ParamTable,
-} from "../train/param_table.ts";
 import type { SafeTensor } from "../train/safetensors.ts";
-import { initFlatParameters } from "../train/init.ts";
-import {
-  type BstConfig,
-  bstParamSpecs,
-  type ParamSpec,
-  swigluHidden,
-  validateBstConfig,
-} from "./bst_config.ts";
+import { FlatParams } from "./flat_params.ts";
+import { type BstConfig, bstParamSpecs, swigluHidden, validateBstConfig } from "./bst_config.ts";
 import type { PairBatch } from "./bst_pairs.ts";
 import { buildEvalPairs, type EvalPairs } from "./bst_eval_pairs.ts";
 import { documentLayout } from "./positions.ts";
@@ -89,13 +77,7 @@ export interface PairList {
 const TEXT_HEAD_BUDGET = 512 * 1024 * 1024;
 
 /** The Belief State Transformer: parameters on the GPU and plans over them. */
-export class BST {
-  /** Flat parameter layout (PyTorch names, shapes, decay flags, modules). */
-  readonly table: ParamTable<ParamSpec>;
-  /** All parameters, flat (table.size). */
-  readonly params: Tensor;
-  /** All gradients, flat, same layout. */
-  readonly grads: Tensor;
+export class BST extends FlatParams {
   /** Hidden width of the encoder MLPs. */
   readonly hidden: number;
   /** Hidden width of the text-head MLP. */
@@ -104,22 +86,9 @@ export class BST {
   #encoders = new Map<string, Promise<EncoderPlan>>();
   #evalHeads = new Map<EncoderPlan, PairHead>();
 
-  private constructor(
-    readonly gpu: Gpu,
-    readonly config: BstConfig,
-    readonly label: string,
-  ) {
+  private constructor(gpu: Gpu, readonly config: BstConfig, label: string) {
     validateBstConfig(config);
-    // Layout groups tensors by (module, decay) so the optimizer and the per-module gradient
-    // norms work on a few contiguous ranges; names and shapes still come from the one list.
-    const specs = bstParamSpecs(config);
-    const order = (s: ParamSpec) => (s.module === "encoder" ? 0 : 2) + (s.decay ? 0 : 1);
-    const sorted = specs.map((s, i) => ({ s, i })).sort((a, b) =>
-      order(a.s) - order(b.s) || a.i - b.i
-    ).map((x) => x.s);
-    this.table = buildParamTable(sorted);
-    this.params = createTensor(gpu, [this.table.size], `${label}.params`);
-    this.grads = createTensor(gpu, [this.table.size], `${label}.grads`);
+    super(gpu, bstParamSpecs(config), label);
     this.hidden = swigluHidden(config.nEmbd);
     this.headHidden = swigluHidden(2 * config.nEmbd);
     this.norm = config.bias ? "layer" : "rms";
@@ -131,107 +100,21 @@ export class BST {
    */
   static async create(gpu: Gpu, config: BstConfig, options: BstCreateOptions = {}): Promise<BST> {
     const model = new BST(gpu, config, options.label ?? "bst");
-    model.setParameters(initFlatParameters(model.table, options.seed ?? 1337));
-    await gpu.queue.onSubmittedWorkDone();
+    await model.initialise(options.seed ?? 1337);
     return model;
   }
 
-  /** The parameter tensor `name` as a view into the flat buffer. */
-  param(name: string): Tensor {
-    const e = this.table.get(name);
-    return new Tensor(this.params.buffer, e.shape, "f32", `${this.label}.${name}`, e.offset * 4);
-  }
-
-  /** The gradient of parameter `name` as a view into the flat gradient buffer. */
-  grad(name: string): Tensor {
-    const e = this.table.get(name);
-    return new Tensor(
-      this.grads.buffer,
-      e.shape,
-      "f32",
-      `${this.label}.grad.${name}`,
-      e.offset * 4,
-    );
-  }
-
-  /** Overwrites all parameters from a flat array in {@linkcode BST.table} layout. */
-  setParameters(flat: Float32Array): void {
-    writeTensor(this.gpu, this.params, flat);
-  }
-
-  /** Reads all parameters back (flat, table layout). */
-  getParameters(): Promise<Float32Array> {
-    return readTensor(this.gpu, this.params);
-  }
-
-  /** The parameters as safetensors entries under their PyTorch names and layouts. */
-  async toSafetensors(): Promise<Map<string, SafeTensor>> {
-    return paramsToSafetensors(this.table, await this.getParameters());
-  }
-
   /**
-   * Loads parameters from safetensors entries (PyTorch names and shapes; F32, F16 or BF16).
-   * Entries for which `ignore` returns true (e.g. `optimizer.…`) are skipped; any missing,
-   * unexpected or mis-shaped parameter is an error naming `source`.
+   * Loads parameters from safetensors entries under PyTorch names (`encoder.…`,
+   * `text_head.…`); by default every other entry (e.g. `optimizer.…`) is ignored.
    */
-  loadSafetensors(
+  override loadSafetensors(
     tensors: Map<string, SafeTensor>,
     source: string,
     ignore: (name: string) => boolean = (n) =>
       !(n.startsWith("encoder.") || n.startsWith("text_head.")),
   ): void {
-    this.setParameters(paramsFromSafetensors(this.table, tensors, source, { ignore }));
-  }
-
-  /** Reads all gradients back (flat, table layout). */
-  getGradients(): Promise<Float32Array> {
-    return readTensor(this.gpu, this.grads);
-  }
-
-  /** Ops that zero the gradients, one fill per binding-sized range. */
-  async planZeroGrads(): Promise<Op[]> {
-    const ops: Op[] = [];
-    for (const r of this.ranges(this.grads, () => "all")) {
-      ops.push(await planFill(this.gpu, r.view, 0));
-    }
-    return ops;
-  }
-
-  /**
-   * Splits a flat buffer (params, grads or optimizer state) into views of consecutive tensors
-   * with the same `key`, each within the adapter's storage binding limit.
-   */
-  ranges(flatTensor: Tensor, key: (s: ParamSpec) => string): { key: string; view: Tensor }[] {
-    const maxElems = Math.floor(this.gpu.limits.maxStorageBufferBindingSize / 4);
-    const out: { key: string; view: Tensor }[] = [];
-    let start = 0;
-    let end = 0;
-    let current: string | undefined;
-    const flush = () => {
-      if (current === undefined || end === start) return;
-      out.push({
-        key: current,
-        view: new Tensor(
-          flatTensor.buffer,
-          [end - start],
-          "f32",
-          `${flatTensor.label}[${start}:${end}]`,
-          flatTensor.offset + start * 4,
-        ),
-      });
-    };
-    for (const e of this.table.entries) {
-      const k = key(e.spec);
-      const eEnd = e.offset + e.numel;
-      if (current !== k || eEnd - start > maxElems) {
-        flush();
-        start = e.offset;
-        current = k;
-      }
-      end = eEnd;
-    }
-    flush();
-    return out;
+    super.loadSafetensors(tensors, source, ignore);
   }
 
   /** Parameter/gradient views of encoder block `l` of direction `dir`. */
@@ -258,18 +141,6 @@ export class BST {
         dw: this.grad("text_head.lm_head.weight"),
       },
     };
-  }
-
-  private group(prefix: string): { w: Tensor; b?: Tensor; dw: Tensor; db?: Tensor } {
-    const g: { w: Tensor; b?: Tensor; dw: Tensor; db?: Tensor } = {
-      w: this.param(`${prefix}.weight`),
-      dw: this.grad(`${prefix}.weight`),
-    };
-    if (this.table.has(`${prefix}.bias`)) {
-      g.b = this.param(`${prefix}.bias`);
-      g.db = this.grad(`${prefix}.bias`);
-    }
-    return g;
   }
 
   /** The encoders planned for batches of `rows` rows of `seqLen` tokens (cached). */
@@ -431,16 +302,7 @@ export class EncoderPlan {
     const stack = async (dir: "f" | "b"): Promise<LayerPlan> => {
       const params: StackParams = {
         blocks: Array.from({ length: cfg.nLayer }, (_, i) => model.blockParams(dir, i)),
-        norm: {
-          w: model.param(`encoder.transformer_${dir}.norm.weight`),
-          dw: model.grad(`encoder.transformer_${dir}.norm.weight`),
-          ...(cfg.bias
-            ? {
-              b: model.param(`encoder.transformer_${dir}.norm.bias`),
-              db: model.grad(`encoder.transformer_${dir}.norm.bias`),
-            }
-            : {}),
-        },
+        norm: model.group(`encoder.transformer_${dir}.norm`),
       };
       return await planStack(gpu, `${l}.transformer_${dir}`, shape, params, {
         emb,

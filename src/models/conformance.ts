@@ -19,6 +19,7 @@ import { type SafetensorsFile, toFloat32, toInt32 } from "../train/safetensors.t
 import { BST, trainingPairList } from "./bst.ts";
 import type { BstConfig } from "./bst_config.ts";
 import { buildPairBatch, PairSampler } from "./bst_pairs.ts";
+import { GPT, type GptConfig } from "./gpt.ts";
 
 /** One conformance check's outcome (one JSON line of `deno task conformance`). */
 export interface Check {
@@ -224,22 +225,92 @@ function unsupported(fixture: string, name: string, error: string): Check {
   return { fixture, name, max_abs_err: null, max_rel_err: null, ok: false, error };
 }
 
+/** The GPT config a fixture's metadata describes. */
+export function gptConfigFromMetadata(metadata: Record<string, string>): GptConfig {
+  const c = JSON.parse(metadata.config ?? "{}");
+  const mode = metadata.gpt_mode === "fim" ? "fim" : "next_token";
+  return {
+    vocabSize: c.vocab_size,
+    eosTokenId: c.eos_token_id,
+    nLayer: c.n_layer,
+    nHead: c.n_head,
+    nEmbd: c.n_embd,
+    blockSize: c.block_size,
+    bias: c.bias ?? false,
+    mode,
+    fimTokenId: mode === "fim" ? Number(metadata.fim_token_id) : -1,
+  };
+}
+
+/** Runs every check of a GPT fixture (next-token or FIM). */
+export async function gptConformance(gpu: Gpu, f: SafetensorsFile, name: string): Promise<Check[]> {
+  const checks: Check[] = [];
+  const want = (key: string) => toFloat32(f.tensors.get(key)!, key);
+  const model = await GPT.create(gpu, gptConfigFromMetadata(f.metadata), {
+    label: "conformance.gpt",
+  });
+  model.loadSafetensors(f.tensors, name, (n) => !n.startsWith("model."));
+  const tokensT = f.tensors.get("input.tokens")!;
+  const [B, T] = tokensT.shape;
+  const tokens = toInt32(tokensT, "input.tokens");
+  checks.push(compare(name, "logits", await model.logits(tokens, B, T), want("expected.logits")));
+  const { targets } = model.lossTargets(tokens, B, T);
+  if (f.tensors.has("expected.fim_loss_mask")) {
+    const mask = targets.map((t) => (t === -100 ? 0 : 1));
+    checks.push(
+      compare(name, "fim_loss_mask", mask, toInt32(f.tensors.get("expected.fim_loss_mask")!)),
+    );
+  }
+  const opt = JSON.parse(f.metadata.optimizer);
+  const adam = await AdamW.create(model, {
+    beta1: opt.betas[0],
+    beta2: opt.betas[1],
+    weightDecay: opt.weight_decay,
+    gradClip: opt.grad_clip ?? null,
+    eps: opt.eps ?? 1e-8,
+  });
+  const { plan, ops } = await model.planMicroStep(tokens, B, T);
+  await run(gpu, [...await model.planZeroGrads(), ...ops]);
+  const loss = (await readTensor(gpu, plan.lossOut))[0];
+  checks.push(compare(name, "loss", [loss], [Number(f.metadata.loss)]));
+  const grads = await model.getGradients();
+  for (const e of model.table.entries) {
+    checks.push(
+      compare(
+        name,
+        `grad.${e.name}`,
+        model.table.view(grads, e.name),
+        want(`expected.grad.${e.name}`),
+      ),
+    );
+  }
+  adam.setStep(opt.lr, 1);
+  await run(gpu, adam.ops);
+  const norm = (await adam.gradNorm()).total;
+  checks.push(compare(name, "grad_norm", [norm], [Number(f.metadata.grad_norm)]));
+  const params = await model.getParameters();
+  for (const e of model.table.entries) {
+    checks.push(
+      compare(
+        name,
+        `updated.${e.name}`,
+        model.table.view(params, e.name),
+        want(`expected.updated.${e.name}`),
+      ),
+    );
+  }
+  return checks;
+}
+
 /**
- * Runs the checks a fixture describes; model kinds not implemented yet are reported as
- * failing checks that say what is missing, never skipped.
+ * Runs the checks a fixture describes; parts not implemented yet are reported as failing
+ * checks that say what is missing, never skipped.
  */
 export function conformance(gpu: Gpu, f: SafetensorsFile, name: string): Promise<Check[]> {
   const kind = f.metadata.model;
   if (kind === "bst") return bstConformance(gpu, f, name);
-  const expected = [...f.tensors.keys()].filter((k) => k.startsWith("expected."));
-  const what = kind === "gpt"
-    ? `the GPT baseline (gpt_mode ${f.metadata.gpt_mode ?? "next_token"}) is not implemented yet`
-    : `unknown model kind "${kind}" in __metadata__`;
+  if (kind === "gpt") return gptConformance(gpu, f, name);
   return Promise.resolve([
-    unsupported(
-      name,
-      `model.${kind ?? "missing"}`,
-      `${what} (${expected.length} expected tensors)`,
-    ),
+    unsupported(name, `model.${kind ?? "missing"}`, `unknown model kind "${kind}" in __metadata__`),
   ]);
 }

@@ -1,0 +1,164 @@
+/**
+ * Parameters and gradients of a model in one flat GPU buffer each, laid out by a
+ * {@linkcode ParamTable} built from the model's ordered (PyTorch name, shape) list. Tensors are
+ * grouped by (module, weight decay) so the optimizer and per-module gradient norms work on a
+ * few contiguous ranges; names, shapes and checkpoint entries still come from the one list.
+ *
+ * @module
+ */
+
+import type { Gpu } from "../gpu/device.ts";
+import { planFill } from "../gpu/elementwise.ts";
+import type { Op } from "../gpu/kernel.ts";
+import { createTensor, readTensor, Tensor, writeTensor } from "../gpu/tensor.ts";
+import { initFlatParameters } from "../train/init.ts";
+import {
+  buildParamTable,
+  paramsFromSafetensors,
+  paramsToSafetensors,
+  type ParamTable,
+} from "../train/param_table.ts";
+import type { SafeTensor } from "../train/safetensors.ts";
+import type { ParamSpec } from "./bst_config.ts";
+
+/** A parameter's weight (and bias) with their gradients. */
+export interface ParamGroup {
+  w: Tensor;
+  b?: Tensor;
+  dw: Tensor;
+  db?: Tensor;
+}
+
+/** Flat parameter and gradient buffers with views by PyTorch name. */
+export class FlatParams {
+  /** Flat layout (PyTorch names, shapes, decay flags, modules). */
+  readonly table: ParamTable<ParamSpec>;
+  /** All parameters, flat (table.size). */
+  readonly params: Tensor;
+  /** All gradients, flat, same layout. */
+  readonly grads: Tensor;
+
+  constructor(readonly gpu: Gpu, specs: ParamSpec[], readonly label: string) {
+    const modules = [...new Set(specs.map((s) => s.module))];
+    const order = (s: ParamSpec) => 2 * modules.indexOf(s.module) + (s.decay ? 0 : 1);
+    const sorted = specs.map((s, i) => ({ s, i }))
+      .sort((a, b) => order(a.s) - order(b.s) || a.i - b.i)
+      .map((x) => x.s);
+    this.table = buildParamTable(sorted);
+    this.params = createTensor(gpu, [this.table.size], `${label}.params`);
+    this.grads = createTensor(gpu, [this.table.size], `${label}.grads`);
+  }
+
+  /** Initialises the parameters from `seed`: N(0, 0.02) weights, unit norms, zero biases. */
+  async initialise(seed: number): Promise<void> {
+    this.setParameters(initFlatParameters(this.table, seed));
+    await this.gpu.queue.onSubmittedWorkDone();
+  }
+
+  /** The parameter tensor `name` as a view into the flat buffer. */
+  param(name: string): Tensor {
+    const e = this.table.get(name);
+    return new Tensor(this.params.buffer, e.shape, "f32", `${this.label}.${name}`, e.offset * 4);
+  }
+
+  /** The gradient of parameter `name` as a view into the flat gradient buffer. */
+  grad(name: string): Tensor {
+    const e = this.table.get(name);
+    return new Tensor(
+      this.grads.buffer,
+      e.shape,
+      "f32",
+      `${this.label}.grad.${name}`,
+      e.offset * 4,
+    );
+  }
+
+  /** Weight and (if present) bias of `prefix` with their gradients. */
+  group(prefix: string): ParamGroup {
+    const g: ParamGroup = { w: this.param(`${prefix}.weight`), dw: this.grad(`${prefix}.weight`) };
+    if (this.table.has(`${prefix}.bias`)) {
+      g.b = this.param(`${prefix}.bias`);
+      g.db = this.grad(`${prefix}.bias`);
+    }
+    return g;
+  }
+
+  /** Overwrites all parameters from a flat array in {@linkcode FlatParams.table} layout. */
+  setParameters(flat: Float32Array): void {
+    writeTensor(this.gpu, this.params, flat);
+  }
+
+  /** Reads all parameters back (flat, table layout). */
+  getParameters(): Promise<Float32Array> {
+    return readTensor(this.gpu, this.params);
+  }
+
+  /** Reads all gradients back (flat, table layout). */
+  getGradients(): Promise<Float32Array> {
+    return readTensor(this.gpu, this.grads);
+  }
+
+  /** The parameters as safetensors entries under their PyTorch names and layouts. */
+  async toSafetensors(): Promise<Map<string, SafeTensor>> {
+    return paramsToSafetensors(this.table, await this.getParameters());
+  }
+
+  /**
+   * Loads parameters from safetensors entries (PyTorch names and shapes; F32, F16 or BF16).
+   * Entries for which `ignore` returns true (e.g. `optimizer.…`) are skipped; any missing,
+   * unexpected or mis-shaped parameter is an error naming `source`.
+   */
+  loadSafetensors(
+    tensors: Map<string, SafeTensor>,
+    source: string,
+    ignore: (name: string) => boolean,
+  ): void {
+    this.setParameters(paramsFromSafetensors(this.table, tensors, source, { ignore }));
+  }
+
+  /** Ops that zero the gradients, one fill per binding-sized range. */
+  async planZeroGrads(): Promise<Op[]> {
+    const ops: Op[] = [];
+    for (const r of this.ranges(this.grads, () => "all")) {
+      ops.push(await planFill(this.gpu, r.view, 0));
+    }
+    return ops;
+  }
+
+  /**
+   * Splits a flat buffer (params, grads or optimizer state) into views of consecutive tensors
+   * with the same `key`, each within the adapter's storage binding limit.
+   */
+  ranges(flatTensor: Tensor, key: (s: ParamSpec) => string): { key: string; view: Tensor }[] {
+    const maxElems = Math.floor(this.gpu.limits.maxStorageBufferBindingSize / 4);
+    const out: { key: string; view: Tensor }[] = [];
+    let start = 0;
+    let end = 0;
+    let current: string | undefined;
+    const flush = () => {
+      if (current === undefined || end === start) return;
+      out.push({
+        key: current,
+        view: new Tensor(
+          flatTensor.buffer,
+          [end - start],
+          "f32",
+          `${flatTensor.label}[${start}:${end}]`,
+          flatTensor.offset + start * 4,
+        ),
+      });
+    };
+    for (const e of this.table.entries) {
+      const k = key(e.spec);
+      const eEnd = e.offset + e.numel;
+      if (current !== k || eEnd - start > maxElems) {
+        flush();
+        start = e.offset;
+        current = k;
+      }
+      end = eEnd;
+    }
+    flush();
+    return out;
+  }
+}
