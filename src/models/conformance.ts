@@ -17,6 +17,7 @@ import { paramsFromSafetensors } from "../train/param_table.ts";
 import { AdamW } from "../train/optimizer.ts";
 import { type SafetensorsFile, toFloat32, toInt32 } from "../train/safetensors.ts";
 import { BST, trainingPairList } from "./bst.ts";
+import type { FlatParams } from "./flat_params.ts";
 import type { BstConfig } from "./bst_config.ts";
 import { buildPairBatch, PairSampler } from "./bst_pairs.ts";
 import { GPT, type GptConfig } from "./gpt.ts";
@@ -64,6 +65,36 @@ export function compare(
     if (!(r <= rel)) rel = Number.isNaN(r) ? Infinity : r;
   }
   return { fixture, name, max_abs_err: abs, max_rel_err: rel, ok };
+}
+
+/** AdamW with the fixture's `optimizer` metadata (lr is set per step). */
+function adamFromMetadata(model: FlatParams, metadata: Record<string, string>): Promise<AdamW> {
+  const opt = JSON.parse(metadata.optimizer);
+  return AdamW.create(model, {
+    beta1: opt.betas[0],
+    beta2: opt.betas[1],
+    weightDecay: opt.weight_decay,
+    gradClip: opt.grad_clip ?? null,
+    eps: opt.eps ?? 1e-8,
+  });
+}
+
+/** One check per parameter: `flat`'s view of it against the fixture's `expected.<kind>.<name>`. */
+function compareParams(
+  fixture: string,
+  f: SafetensorsFile,
+  model: FlatParams,
+  flat: Float32Array,
+  kind: "grad" | "updated",
+): Check[] {
+  return model.table.entries.map((e) =>
+    compare(
+      fixture,
+      `${kind}.${e.name}`,
+      model.table.view(flat, e.name),
+      toFloat32(f.tensors.get(`expected.${kind}.${e.name}`)!, e.name),
+    )
+  );
 }
 
 /** The BST config a fixture's metadata describes. */
@@ -121,13 +152,7 @@ export async function bstFixtureStep(
   const enc = await model.encoders(B, T);
   const batch = buildPairBatch(tokens, B, T, new PairSampler(model.config, 0), { pairBatchSize });
   const head = model.pairHead(enc, batch.count, true);
-  const adam = await AdamW.create(model, {
-    beta1: opt.betas[0],
-    beta2: opt.betas[1],
-    weightDecay: opt.weight_decay,
-    gradClip: opt.grad_clip ?? null,
-    eps: opt.eps ?? 1e-8,
-  });
+  const adam = await adamFromMetadata(model, f.metadata);
   const step = await model.planMicroStep(enc, head, tokens, trainingPairList(batch));
   await run(model.gpu, [...await model.planZeroGrads(), ...step]);
   const loss = await head.readLoss();
@@ -183,27 +208,9 @@ export async function bstConformance(gpu: Gpu, f: SafetensorsFile, name: string)
   // Training step: loss (one chunk), gradients, grad norm, updated parameters.
   const step = await bstFixtureStep(model, f, 1 << 30);
   checks.push(compare(name, "loss", [step.loss], [Number(f.metadata.loss)]));
-  for (const e of model.table.entries) {
-    checks.push(
-      compare(
-        name,
-        `grad.${e.name}`,
-        model.table.view(step.grads, e.name),
-        want(`expected.grad.${e.name}`),
-      ),
-    );
-  }
+  checks.push(...compareParams(name, f, model, step.grads, "grad"));
   checks.push(compare(name, "grad_norm", [step.gradNorm], [Number(f.metadata.grad_norm)]));
-  for (const e of model.table.entries) {
-    checks.push(
-      compare(
-        name,
-        `updated.${e.name}`,
-        model.table.view(step.params, e.name),
-        want(`expected.updated.${e.name}`),
-      ),
-    );
-  }
+  checks.push(...compareParams(name, f, model, step.params, "updated"));
   if (f.metadata.loss_pair_batch_size_7 !== undefined) {
     const step7 = await bstFixtureStep(model, f, 7);
     checks.push(
@@ -261,44 +268,17 @@ export async function gptConformance(gpu: Gpu, f: SafetensorsFile, name: string)
       compare(name, "fim_loss_mask", mask, toInt32(f.tensors.get("expected.fim_loss_mask")!)),
     );
   }
-  const opt = JSON.parse(f.metadata.optimizer);
-  const adam = await AdamW.create(model, {
-    beta1: opt.betas[0],
-    beta2: opt.betas[1],
-    weightDecay: opt.weight_decay,
-    gradClip: opt.grad_clip ?? null,
-    eps: opt.eps ?? 1e-8,
-  });
+  const adam = await adamFromMetadata(model, f.metadata);
   const { plan, ops } = await model.planMicroStep(tokens, B, T);
   await run(gpu, [...await model.planZeroGrads(), ...ops]);
   const loss = (await readTensor(gpu, plan.lossOut))[0];
   checks.push(compare(name, "loss", [loss], [Number(f.metadata.loss)]));
-  const grads = await model.getGradients();
-  for (const e of model.table.entries) {
-    checks.push(
-      compare(
-        name,
-        `grad.${e.name}`,
-        model.table.view(grads, e.name),
-        want(`expected.grad.${e.name}`),
-      ),
-    );
-  }
-  adam.setStep(opt.lr, 1);
+  checks.push(...compareParams(name, f, model, await model.getGradients(), "grad"));
+  adam.setStep(JSON.parse(f.metadata.optimizer).lr, 1);
   await run(gpu, adam.ops);
   const norm = (await adam.gradNorm()).total;
   checks.push(compare(name, "grad_norm", [norm], [Number(f.metadata.grad_norm)]));
-  const params = await model.getParameters();
-  for (const e of model.table.entries) {
-    checks.push(
-      compare(
-        name,
-        `updated.${e.name}`,
-        model.table.view(params, e.name),
-        want(`expected.updated.${e.name}`),
-      ),
-    );
-  }
+  checks.push(...compareParams(name, f, model, await model.getParameters(), "updated"));
   return checks;
 }
 
