@@ -17,7 +17,7 @@ import { type Config, validateConfig, validatePartialConfig } from "../src/confi
 import { getGpu } from "../src/gpu/device.ts";
 import { loadCheckpoint } from "../src/train/checkpoints.ts";
 import { loadTrainData } from "../src/train/data.ts";
-import { BstRun } from "../src/train/trainer.ts";
+import { createRun } from "../src/train/trainer.ts";
 
 const USAGE = `Usage: deno task evaluate --checkpoint FILE [--config FILE] [key=value ...]
 
@@ -63,13 +63,12 @@ try {
   }
   const data = await loadTrainData(config, { generate: false });
   const started = performance.now();
-  const run = await BstRun.create(await getGpu({ log: true }), config, data);
-  run.model.loadSafetensors(file.tensors, path, (n) => n.startsWith("optimizer."));
+  const run = await createRun(await getGpu({ log: true }), config, data);
+  const steps = await run.loadWeights(path);
   const metrics = await run.validate();
-  const steps = Number(file.metadata.step ?? NaN);
   console.log(JSON.stringify({
     ...metrics,
-    steps: Number.isInteger(steps) ? steps : null,
+    steps,
     seconds: Number(((performance.now() - started) / 1000).toFixed(1)),
   }));
 } catch (e) {

@@ -18,7 +18,7 @@ import { greedyDecode } from "../inference/greedy.ts";
 import { BST, type EncoderPlan, type PairHead, trainingPairList } from "../models/bst.ts";
 import type { BstConfig } from "../models/bst_config.ts";
 import { buildPairBatch, PairSampler, type PairSamplerState } from "../models/bst_pairs.ts";
-import { Xoshiro128 } from "../models/_rng.ts";
+
 import type { Config } from "../config/schema.ts";
 import { CheckpointManager, checkpointPolicy, newRunName, resolveResume } from "./checkpoints.ts";
 import { installInterrupt, INTERRUPT_EXIT_CODE } from "./interrupt.ts";
@@ -26,44 +26,25 @@ import { learningRate } from "./lr_schedule.ts";
 import { MetricsLogger } from "./metrics.ts";
 import { AdamW } from "./optimizer.ts";
 import { ProgressLine } from "./progress.ts";
-import { fromFloat32, type SafeTensor, toFloat32 } from "./safetensors.ts";
+import type { SafeTensor } from "./safetensors.ts";
+import { GptRun } from "./gpt_run.ts";
+import {
+  checkpointStep,
+  checkpointTensors,
+  type FinalMetrics,
+  pathAccuracy,
+  restoreModelAndOptimizer,
+  stepRows,
+  storedConfig,
+  type TrainData,
+  type TrainRun,
+  type ValMetrics,
+} from "./run.ts";
+
+export * from "./run.ts";
 import { loadCheckpoint } from "./checkpoints.ts";
 import { RunManifest } from "./manifest.ts";
 import { checkFinite } from "./nan_guard.ts";
-
-/** Token rows for training and validation, and what the model derives from them. */
-export interface TrainData {
-  /** Row length T (block size). */
-  seqLen: number;
-  vocabSize: number;
-  eosTokenId: number;
-  /** First forward position that forms pairs (star graph: the prefix length). */
-  contextLength: number;
-  /** (nTrain, T) training rows, in split order. */
-  train: Int32Array;
-  /** (nVal, T) validation rows, in split order. */
-  val: Int32Array;
-  /** Star-graph path task: tokens before the path (through `=`) and the path's length. */
-  pathTask?: { prefixLen: number; pathLen: number };
-}
-
-/** Final figures of a run (the last stdout line of `deno task train`). */
-export interface FinalMetrics {
-  val_loss: number;
-  val_loss_next_token: number;
-  val_loss_prev_token: number;
-  path_accuracy: number | null;
-  steps: number;
-  seconds: number;
-}
-
-/** Validation figures. */
-export interface ValMetrics {
-  val_loss: number;
-  val_loss_next_token: number;
-  val_loss_prev_token: number;
-  path_accuracy: number | null;
-}
 
 /** Options of {@linkcode train}. */
 export interface TrainOptions {
@@ -99,76 +80,14 @@ export function bstConfigFor(config: Config, data: TrainData): BstConfig {
   };
 }
 
-/**
- * The rows of optimizer step `step` (0-based): a slice of the epoch's permutation of the
- * training rows, the epoch's permutation drawn from (seed, epoch). The last partial batch of
- * an epoch is dropped.
- */
-export function stepRows(
-  nTrain: number,
-  batchSize: number,
-  seed: number,
-  step: number,
-): { rows: Int32Array; epoch: number } {
-  const perEpoch = Math.floor(nTrain / batchSize);
-  if (perEpoch === 0) {
-    throw new Error(
-      `The training split has ${nTrain} rows, fewer than one batch of ${batchSize}`,
-    );
-  }
-  const epoch = Math.floor(step / perEpoch);
-  const perm = epochPermutation(nTrain, seed, epoch);
-  const start = (step % perEpoch) * batchSize;
-  return { rows: perm.subarray(start, start + batchSize), epoch };
-}
-
-const permCache = new Map<string, Int32Array>();
-
-function epochPermutation(n: number, seed: number, epoch: number): Int32Array {
-  const key = `${n}:${seed}:${epoch}`;
-  let p = permCache.get(key);
-  if (!p) {
-    p = new Int32Array(n).map((_, i) => i);
-    const rng = Xoshiro128.fromSeed(seed, 3 + epoch);
-    for (let i = n - 1; i > 0; i--) {
-      const j = Math.floor(rng.nextFloat64() * (i + 1));
-      const t = p[i];
-      p[i] = p[j];
-      p[j] = t;
-    }
-    if (permCache.size > 4) permCache.clear();
-    permCache.set(key, p);
-  }
-  return p;
-}
-
 function gather(rows: Int32Array, src: Int32Array, T: number): Int32Array {
   const out = new Int32Array(rows.length * T);
   rows.forEach((r, i) => out.set(src.subarray(r * T, (r + 1) * T), i * T));
   return out;
 }
 
-/**
- * The config as stored in checkpoints: everything but `trainer.init_from`, which says how a
- * process started rather than what was trained — so a resumed run writes the same bytes as
- * an uninterrupted one.
- */
-export function storedConfig(config: Config): Record<string, unknown> {
-  const { init_from: _, ...trainer } = config.trainer;
-  return { ...config, trainer };
-}
-
-/** Checkpoint tensors: the model under PyTorch names, AdamW moments under `optimizer.`. */
-async function checkpointTensors(model: BST, opt: AdamW): Promise<Map<string, SafeTensor>> {
-  const tensors = await model.toSafetensors();
-  const { m, v } = await opt.getState();
-  tensors.set("optimizer.exp_avg", fromFloat32(m, [m.length]));
-  tensors.set("optimizer.exp_avg_sq", fromFloat32(v, [v.length]));
-  return tensors;
-}
-
 /** The model, optimizer and planned buffers of a run. */
-export class BstRun {
+export class BstRun implements TrainRun {
   readonly microBatch: number;
   #train?: { enc: EncoderPlan; head: PairHead };
   #val?: { enc: EncoderPlan; head: PairHead };
@@ -316,31 +235,12 @@ export class BstRun {
   }
 
   /** Greedy path accuracy over the first `rows` validation rows (DESIGN §7). */
-  async pathAccuracy(rows: number): Promise<number> {
-    const task = this.data.pathTask!;
-    const T = this.data.seqLen;
-    const n = Math.min(rows, this.data.val.length / T);
-    const prefixes = new Int32Array(n * task.prefixLen);
-    for (let r = 0; r < n; r++) {
-      prefixes.set(this.data.val.subarray(r * T, r * T + task.prefixLen), r * task.prefixLen);
-    }
-    const gen = await greedyDecode(this.model, prefixes, n, task.prefixLen, task.pathLen);
-    const eos = this.data.eosTokenId;
-    let correct = 0;
-    for (let r = 0; r < n; r++) {
-      let ok = true;
-      for (let s = 0; s < task.pathLen; s++) {
-        const want = this.data.val[r * T + task.prefixLen + s];
-        const got = gen[r * task.pathLen + s];
-        if (got !== want) {
-          ok = false;
-          break;
-        }
-        if (want === eos) break;
-      }
-      if (ok) correct++;
-    }
-    return correct / n;
+  pathAccuracy(rows: number): Promise<number> {
+    return pathAccuracy(
+      this.data,
+      rows,
+      (p, n, len, steps) => greedyDecode(this.model, p, n, len, steps),
+    );
   }
 
   /** Checkpoint tensors and metadata for `step` steps taken. */
@@ -360,25 +260,26 @@ export class BstRun {
 
   /** Restores model, optimizer moments and sampler state from a checkpoint. */
   async restore(path: string): Promise<number> {
-    const file = await loadCheckpoint(path);
-    this.model.loadSafetensors(file.tensors, path, (n) => n.startsWith("optimizer."));
-    const m = file.tensors.get("optimizer.exp_avg");
-    const v = file.tensors.get("optimizer.exp_avg_sq");
-    if (!m || !v) throw new Error(`Cannot resume from "${path}": it has no optimizer state`);
-    this.opt.setState({
-      m: toFloat32(m, "optimizer.exp_avg"),
-      v: toFloat32(v, "optimizer.exp_avg_sq"),
-    });
+    const file = await restoreModelAndOptimizer(path, this.model, this.opt);
     if (file.metadata.pair_sampler) {
       this.sampler.setState(JSON.parse(file.metadata.pair_sampler) as PairSamplerState);
     }
-    const step = Number(file.metadata.step);
-    if (!Number.isInteger(step) || step < 0) {
-      throw new Error(`Cannot resume from "${path}": metadata step is "${file.metadata.step}"`);
-    }
-    await this.gpu.queue.onSubmittedWorkDone();
-    return step;
+    return checkpointStep(path, file.metadata);
   }
+
+  /** Loads the model weights of a checkpoint; returns its step (null if not recorded). */
+  async loadWeights(path: string): Promise<number | null> {
+    const file = await loadCheckpoint(path);
+    this.model.loadSafetensors(file.tensors, path, (n) => n.startsWith("optimizer."));
+    return file.metadata.step === undefined ? null : checkpointStep(path, file.metadata);
+  }
+}
+
+/** The run for a config: the BST (`use_bst: true`) or the GPT baseline. */
+export async function createRun(gpu: Gpu, config: Config, data: TrainData): Promise<TrainRun> {
+  return config.use_bst
+    ? await BstRun.create(gpu, config, data)
+    : await GptRun.create(gpu, config, data);
 }
 
 /**
@@ -390,13 +291,10 @@ export async function train(
   data: TrainData,
   options: TrainOptions = {},
 ): Promise<FinalMetrics> {
-  if (!config.use_bst) {
-    throw new Error("use_bst: false (the GPT baseline) is not implemented yet");
-  }
   const gpu = options.gpu ?? await getGpu({ log: true });
   const t = config.trainer;
   const started = performance.now();
-  const r = await BstRun.create(gpu, config, data);
+  const r = await createRun(gpu, config, data);
   const policy = checkpointPolicy(t);
   let step = 0;
   let ckpt: CheckpointManager;

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { loadConfig } from "../../src/config/load.ts";
 import type { Config } from "../../src/config/schema.ts";
+import { readSafetensors } from "../../src/train/safetensors.ts";
 import { stepRows, train, type TrainData } from "../../src/train/trainer.ts";
 
 /** A tiny path-like task: 3 random "edge" tokens, "=", then the reversed edges, EOS. */
@@ -87,5 +88,27 @@ Deno.test("train() twice gives identical metrics and checkpoint bytes; 3 + resum
   const metricsA = await Deno.readTextFile(`${dir}/a/metrics.jsonl`);
   const metricsC = await Deno.readTextFile(`${dir}/c/metrics.jsonl`);
   assert.equal(metricsC, metricsA);
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("train() runs the GPT baseline with use_bst=false (no previous-token loss)", async () => {
+  const dir = await Deno.makeTempDir();
+  const r = await train(
+    await tinyConfig(dir, ["use_bst=false", "trainer.train_batches=3"]),
+    tinyData(60),
+    {
+      progress: false,
+      handleInterrupt: false,
+      runName: "gpt",
+    },
+  );
+  assert.equal(r.steps, 3);
+  assert.equal(r.val_loss_prev_token, null);
+  assert.equal(r.val_loss, r.val_loss_next_token);
+  assert.ok(r.val_loss > 0 && r.path_accuracy !== null && r.path_accuracy >= 0);
+  const ckpt = await readSafetensors(`${dir}/gpt/ckpt_iter_3.safetensors`);
+  assert.equal(ckpt.metadata.model, "gpt");
+  assert.ok(ckpt.tensors.has("model.transformer.blocks.0.attn.c_attn.weight"));
+  assert.ok(ckpt.tensors.has("optimizer.exp_avg"));
   await Deno.remove(dir, { recursive: true });
 });

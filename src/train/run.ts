@@ -1,0 +1,196 @@
+/**
+ * What every training run shares, whatever the model: the data type, the validation figures,
+ * the {@linkcode TrainRun} interface the loop drives, the seeded data order, checkpoint
+ * contents and star-graph path accuracy.
+ *
+ * @module
+ */
+
+import type { Config } from "../config/schema.ts";
+import type { FlatParams } from "../models/flat_params.ts";
+import { Xoshiro128 } from "../models/_rng.ts";
+import { loadCheckpoint } from "./checkpoints.ts";
+import type { AdamW } from "./optimizer.ts";
+import { fromFloat32, type SafeTensor, type SafetensorsFile, toFloat32 } from "./safetensors.ts";
+
+/** Token rows for training and validation, and what the model derives from them. */
+export interface TrainData {
+  /** Row length T (block size). */
+  seqLen: number;
+  vocabSize: number;
+  eosTokenId: number;
+  /** First forward position that forms pairs (star graph: the prefix length). */
+  contextLength: number;
+  /** (nTrain, T) training rows, in split order. */
+  train: Int32Array;
+  /** (nVal, T) validation rows, in split order. */
+  val: Int32Array;
+  /** Star-graph path task: tokens before the path (through `=`) and the path's length. */
+  pathTask?: { prefixLen: number; pathLen: number };
+}
+
+/** Final figures of a run (the last stdout line of `deno task train`). */
+export interface FinalMetrics {
+  val_loss: number;
+  val_loss_next_token: number;
+  val_loss_prev_token: number | null;
+  path_accuracy: number | null;
+  steps: number;
+  seconds: number;
+}
+
+/** Validation figures (the GPT has no previous-token loss: null). */
+export interface ValMetrics {
+  val_loss: number;
+  val_loss_next_token: number;
+  val_loss_prev_token: number | null;
+  path_accuracy: number | null;
+}
+
+/** What the training loop needs of a model: BST ({@linkcode BstRun}) or GPT (`GptRun`). */
+export interface TrainRun {
+  /** One optimizer step (0-based); the loss is read back only with `readLoss`. */
+  step(
+    step: number,
+    readLoss: boolean,
+  ): Promise<{ loss: number | null; epoch: number; lr: number }>;
+  /** Validation losses and, for star graphs, path accuracy. */
+  validate(): Promise<ValMetrics>;
+  /** Checkpoint tensors (model + AdamW moments) and metadata after `step` steps. */
+  checkpoint(
+    step: number,
+  ): Promise<{ tensors: Map<string, SafeTensor>; metadata: Record<string, string> }>;
+  /** Restores a checkpoint; returns its step. */
+  restore(path: string): Promise<number>;
+  /** Loads only the model weights of a checkpoint (for evaluation). */
+  loadWeights(path: string): Promise<number | null>;
+}
+
+/**
+ * The rows of optimizer step `step` (0-based): a slice of the epoch's permutation of the
+ * training rows, the epoch's permutation drawn from (seed, epoch). The last partial batch of
+ * an epoch is dropped.
+ */
+export function stepRows(
+  nTrain: number,
+  batchSize: number,
+  seed: number,
+  step: number,
+): { rows: Int32Array; epoch: number } {
+  const perEpoch = Math.floor(nTrain / batchSize);
+  if (perEpoch === 0) {
+    throw new Error(
+      `The training split has ${nTrain} rows, fewer than one batch of ${batchSize}`,
+    );
+  }
+  const epoch = Math.floor(step / perEpoch);
+  const perm = epochPermutation(nTrain, seed, epoch);
+  const start = (step % perEpoch) * batchSize;
+  return { rows: perm.subarray(start, start + batchSize), epoch };
+}
+
+const permCache = new Map<string, Int32Array>();
+
+function epochPermutation(n: number, seed: number, epoch: number): Int32Array {
+  const key = `${n}:${seed}:${epoch}`;
+  let p = permCache.get(key);
+  if (!p) {
+    p = new Int32Array(n).map((_, i) => i);
+    const rng = Xoshiro128.fromSeed(seed, 3 + epoch);
+    for (let i = n - 1; i > 0; i--) {
+      const j = Math.floor(rng.nextFloat64() * (i + 1));
+      const t = p[i];
+      p[i] = p[j];
+      p[j] = t;
+    }
+    if (permCache.size > 4) permCache.clear();
+    permCache.set(key, p);
+  }
+  return p;
+}
+
+/**
+ * The config as stored in checkpoints: everything but `trainer.init_from`, which says how a
+ * process started rather than what was trained — so a resumed run writes the same bytes as
+ * an uninterrupted one.
+ */
+export function storedConfig(config: Config): Record<string, unknown> {
+  const { init_from: _, ...trainer } = config.trainer;
+  return { ...config, trainer };
+}
+
+/** Greedy decoding: `steps` tokens after each of `rows` prefixes of length `prefixLen`. */
+export type Decode = (
+  prefixes: Int32Array,
+  rows: number,
+  prefixLen: number,
+  steps: number,
+) => Promise<Int32Array>;
+
+/**
+ * Star-graph path accuracy (DESIGN §7): the share of the first `rows` validation rows whose
+ * path the model decodes greedily from the prefix through `=` exactly (decoding stops at EOS
+ * or the path length).
+ */
+export async function pathAccuracy(data: TrainData, rows: number, decode: Decode): Promise<number> {
+  const task = data.pathTask;
+  if (!task) throw new Error("Path accuracy needs star-graph data (a path task)");
+  const T = data.seqLen;
+  const n = Math.min(rows, data.val.length / T);
+  const prefixes = new Int32Array(n * task.prefixLen);
+  for (let r = 0; r < n; r++) {
+    prefixes.set(data.val.subarray(r * T, r * T + task.prefixLen), r * task.prefixLen);
+  }
+  const gen = await decode(prefixes, n, task.prefixLen, task.pathLen);
+  let correct = 0;
+  for (let r = 0; r < n; r++) {
+    let ok = true;
+    for (let s = 0; s < task.pathLen; s++) {
+      const want = data.val[r * T + task.prefixLen + s];
+      if (gen[r * task.pathLen + s] !== want) {
+        ok = false;
+        break;
+      }
+      if (want === data.eosTokenId) break;
+    }
+    if (ok) correct++;
+  }
+  return correct / n;
+}
+
+/** Restores weights and AdamW moments from a checkpoint (awaits the uploads). */
+export async function restoreModelAndOptimizer(
+  path: string,
+  model: FlatParams,
+  opt: AdamW,
+): Promise<SafetensorsFile> {
+  const file = await loadCheckpoint(path);
+  model.loadSafetensors(file.tensors, path, (n) => n.startsWith("optimizer."));
+  const m = file.tensors.get("optimizer.exp_avg");
+  const v = file.tensors.get("optimizer.exp_avg_sq");
+  if (!m || !v) throw new Error(`Cannot resume from "${path}": it has no optimizer state`);
+  opt.setState({ m: toFloat32(m, "optimizer.exp_avg"), v: toFloat32(v, "optimizer.exp_avg_sq") });
+  await model.gpu.queue.onSubmittedWorkDone();
+  return file;
+}
+
+/** The step recorded in a checkpoint's metadata. */
+export function checkpointStep(path: string, metadata: Record<string, string>): number {
+  const step = Number(metadata.step);
+  if (!Number.isInteger(step) || step < 0) {
+    throw new Error(`Cannot use checkpoint "${path}": metadata step is "${metadata.step}"`);
+  }
+  return step;
+}
+
+/** Checkpoint tensors: the model under PyTorch names, AdamW moments under `optimizer.`. */
+export async function checkpointTensors(
+  model: FlatParams,
+  opt: AdamW,
+): Promise<Map<string, SafeTensor>> {
+  const tensors = await model.toSafetensors();
+  const { m, v } = await opt.getState();
+  tensors.set("optimizer.exp_avg", fromFloat32(m, [m.length]));
+  tensors.set("optimizer.exp_avg_sq", fromFloat32(v, [v.length]));
+  return tensors;
+}
