@@ -11,18 +11,20 @@ import { run } from "../gpu/kernel.ts";
 import { readTensor } from "../gpu/tensor.ts";
 import { GPT } from "../models/gpt.ts";
 import { loadCheckpoint } from "./checkpoints.ts";
-import { learningRate } from "./lr_schedule.ts";
 import { AdamW } from "./optimizer.ts";
 import type { SafeTensor } from "./safetensors.ts";
 import {
   checkpointStep,
   checkpointTensors,
+  microBatchSize,
   pathAccuracy,
   restoreModelAndOptimizer,
+  scheduledLr,
   stepRows,
   storedConfig,
   type TrainData,
   type TrainRun,
+  valBatchCount,
   type ValMetrics,
 } from "./run.ts";
 
@@ -37,14 +39,7 @@ export class GptRun implements TrainRun {
     readonly model: GPT,
     readonly opt: AdamW,
   ) {
-    const d = config.data;
-    if (d.effective_batch_size % d.gradient_accum_steps !== 0) {
-      throw new Error(
-        `data.effective_batch_size ${d.effective_batch_size} is not divisible by ` +
-          `data.gradient_accum_steps ${d.gradient_accum_steps}`,
-      );
-    }
-    this.microBatch = d.effective_batch_size / d.gradient_accum_steps;
+    this.microBatch = microBatchSize(config);
   }
 
   /** Creates the GPT (seeded) and AdamW for a config and its data. */
@@ -88,13 +83,7 @@ export class GptRun implements TrainRun {
       this.config.seed,
       step,
     );
-    const lr = learningRate(step, {
-      learningRate: this.config.optimizer.learning_rate,
-      decayLr: this.config.lr_scheduler.decay_lr,
-      warmupIters: this.config.lr_scheduler.warmup_iters,
-      lrDecayIters: this.config.lr_scheduler.lr_decay_iters,
-      minLr: this.config.lr_scheduler.min_lr,
-    });
+    const lr = scheduledLr(this.config, step);
     const zero = await this.model.planZeroGrads();
     const accum = d.gradient_accum_steps;
     let loss = 0;
@@ -115,12 +104,7 @@ export class GptRun implements TrainRun {
     const T = this.data.seqLen;
     const B = this.microBatch;
     const nVal = this.data.val.length / T;
-    const vb = this.config.trainer.val_batches;
-    const batches = Math.floor(nVal / B);
-    const count = vb < 0 ? batches : Math.min(vb, batches);
-    if (count === 0) {
-      throw new Error(`The validation split has ${nVal} rows, fewer than one batch of ${B}`);
-    }
+    const count = valBatchCount(this.config, nVal, B);
     let loss = 0;
     for (let b = 0; b < count; b++) {
       const tokens = this.data.val.subarray(b * B * T, (b + 1) * B * T);

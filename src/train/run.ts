@@ -10,6 +10,7 @@ import type { Config } from "../config/schema.ts";
 import type { FlatParams } from "../models/flat_params.ts";
 import { Xoshiro128 } from "../models/_rng.ts";
 import { loadCheckpoint } from "./checkpoints.ts";
+import { learningRate } from "./lr_schedule.ts";
 import type { AdamW } from "./optimizer.ts";
 import { fromFloat32, type SafeTensor, type SafetensorsFile, toFloat32 } from "./safetensors.ts";
 
@@ -193,4 +194,38 @@ export async function checkpointTensors(
   tensors.set("optimizer.exp_avg", fromFloat32(m, [m.length]));
   tensors.set("optimizer.exp_avg_sq", fromFloat32(v, [v.length]));
   return tensors;
+}
+
+/** The learning rate of optimizer step `step` (0-based) under the config's schedule. */
+export function scheduledLr(config: Config, step: number): number {
+  return learningRate(step, {
+    learningRate: config.optimizer.learning_rate,
+    decayLr: config.lr_scheduler.decay_lr,
+    warmupIters: config.lr_scheduler.warmup_iters,
+    lrDecayIters: config.lr_scheduler.lr_decay_iters,
+    minLr: config.lr_scheduler.min_lr,
+  });
+}
+
+/** Rows per micro-batch: `effective_batch_size / gradient_accum_steps` (must divide). */
+export function microBatchSize(config: Config): number {
+  const d = config.data;
+  if (d.effective_batch_size % d.gradient_accum_steps !== 0) {
+    throw new Error(
+      `data.effective_batch_size ${d.effective_batch_size} is not divisible by ` +
+        `data.gradient_accum_steps ${d.gradient_accum_steps}`,
+    );
+  }
+  return d.effective_batch_size / d.gradient_accum_steps;
+}
+
+/** Validation batches to run: `trainer.val_batches` (−1: all) of `batch` rows, at least one. */
+export function valBatchCount(config: Config, nVal: number, batch: number): number {
+  const vb = config.trainer.val_batches;
+  const batches = Math.floor(nVal / batch);
+  const count = vb < 0 ? batches : Math.min(vb, batches);
+  if (count === 0) {
+    throw new Error(`The validation split has ${nVal} rows, fewer than one batch of ${batch}`);
+  }
+  return count;
 }
