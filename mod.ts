@@ -51,3 +51,5 @@ export * from "./src/models/positions.ts";
 export * from "./src/models/conformance.ts";
 export * from "./src/models/gpt.ts";
 export * from "./src/models/flat_params.ts";
+export * from "./src/inference/bst_sampling.ts";
+export * from "./src/inference/greedy.ts";

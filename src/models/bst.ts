@@ -159,7 +159,7 @@ export class BST extends FlatParams {
    * A text head over the states of `enc` with chunks of at most `maxPairs` pairs (rounded to
    * 64; also capped by the adapter's binding limit and a memory budget).
    */
-  pairHead(enc: EncoderPlan, maxPairs: number, withBackward: boolean): PairHead {
+  pairHead(enc: StateTables, maxPairs: number, withBackward: boolean): PairHead {
     return new PairHead(this, enc, maxPairs, withBackward);
   }
 
@@ -221,10 +221,55 @@ export class BST extends FlatParams {
 }
 
 /**
+ * Tables of forward and backward states a {@linkcode PairHead} reads (and, for training, the
+ * gradients it scatters into): an {@linkcode EncoderPlan}'s outputs, or {@linkcode StateSlots}.
+ */
+export interface StateTables {
+  /** (Nf, C) forward states. */
+  outF: Tensor;
+  /** (Nb, C) backward states. */
+  outB: Tensor;
+  /** dL/d(outF), dL/d(outB) (used only by heads planned with backward). */
+  doutF: Tensor;
+  doutB: Tensor;
+}
+
+/**
+ * A few rows of forward and backward states filled by copies from encoder plans, so states
+ * of different sequences (a prefix's last forward state, a goal's first backward state) can be
+ * paired by one text head — what the samplers need.
+ */
+export class StateSlots implements StateTables {
+  readonly outF: Tensor;
+  readonly outB: Tensor;
+  readonly doutF: Tensor;
+  readonly doutB: Tensor;
+
+  constructor(readonly model: BST, readonly rows: number) {
+    const C = model.config.nEmbd;
+    const l = `${model.label}.slots${rows}`;
+    this.outF = createTensor(model.gpu, [rows, C], `${l}.f`);
+    this.outB = createTensor(model.gpu, [rows, C], `${l}.b`);
+    this.doutF = this.outF;
+    this.doutB = this.outB;
+  }
+
+  /** Op copying forward state `row` of `enc` into slot `slot`. */
+  copyForward(enc: EncoderPlan, row: number, slot: number): Op {
+    return planCopyRows(enc.outF, row, this.outF, slot, 1, this.model.config.nEmbd);
+  }
+
+  /** Op copying backward state `row` of `enc` into slot `slot`. */
+  copyBackward(enc: EncoderPlan, row: number, slot: number): Op {
+    return planCopyRows(enc.outB, row, this.outB, slot, 1, this.model.config.nEmbd);
+  }
+}
+
+/**
  * Both encoders planned for a fixed (rows, seqLen): token, position and document buffers,
  * activations, and the forward and backward op lists.
  */
-export class EncoderPlan {
+export class EncoderPlan implements StateTables {
   /** rows·seqLen. */
   readonly n: number;
   /** (N) i32 token ids. */
@@ -395,7 +440,7 @@ export class PairHead {
 
   constructor(
     readonly model: BST,
-    readonly enc: EncoderPlan,
+    readonly enc: StateTables,
     maxPairs: number,
     readonly withBackward: boolean,
   ) {

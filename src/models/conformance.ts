@@ -21,6 +21,12 @@ import type { FlatParams } from "./flat_params.ts";
 import type { BstConfig } from "./bst_config.ts";
 import { buildPairBatch, PairSampler } from "./bst_pairs.ts";
 import { GPT, type GptConfig } from "./gpt.ts";
+import {
+  BstSampler,
+  type Generation,
+  SAMPLING_MODES,
+  type SamplingMode,
+} from "../inference/bst_sampling.ts";
 
 /** One conformance check's outcome (one JSON line of `deno task conformance`). */
 export interface Check {
@@ -220,10 +226,68 @@ export async function bstConformance(gpu: Gpu, f: SafetensorsFile, name: string)
     );
   }
   if (f.metadata.inference !== undefined) {
-    const modes = Object.keys(JSON.parse(f.metadata.inference).results ?? {});
-    for (const mode of modes) {
-      checks.push(unsupported(name, `inference.${mode}`, "BST sampling is not implemented yet"));
+    // Sampling uses the weights after the AdamW step (the fixture's choice).
+    model.setParameters(fixtureParams(model, f, true));
+    checks.push(...await samplingChecks(model, name, JSON.parse(f.metadata.inference)));
+  }
+  return checks;
+}
+
+/**
+ * One check per sampling mode of the fixture's `inference` block: every text field must be
+ * equal and every score within the tolerance.
+ */
+async function samplingChecks(
+  model: BST,
+  fixture: string,
+  inf: {
+    prompt: number[];
+    goal: number[];
+    rollout_len: number;
+    top_k: number;
+    rollout_count: number;
+    results: Record<string, Generation>;
+  },
+): Promise<Check[]> {
+  const sampler = new BstSampler(model);
+  const checks: Check[] = [];
+  for (const [mode, want] of Object.entries(inf.results)) {
+    const name = `inference.${mode}`;
+    if (!SAMPLING_MODES.includes(mode as SamplingMode)) {
+      checks.push(unsupported(fixture, name, `unknown sampling mode "${mode}"`));
+      continue;
     }
+    const got = await sampler.sample(mode as SamplingMode, inf.prompt, inf.goal, {
+      rolloutLen: inf.rollout_len,
+      topK: inf.top_k,
+      rolloutCount: inf.rollout_count,
+    });
+    const texts = (g: Generation) => [
+      g.prompt,
+      g.goal,
+      g.sampling_method,
+      g.generated,
+      g.greedy,
+      ...g.top_n.map((t) => t[0]),
+    ];
+    const scores = (g: Generation) =>
+      [g.score, g.greedy_score, ...g.top_n.map((t) => t[1])]
+        .map((x) => x ?? 0);
+    const sameText = JSON.stringify(texts(got)) === JSON.stringify(texts(want));
+    const c = scores(got).length === scores(want).length
+      ? compare(fixture, name, scores(got), scores(want))
+      : compare(fixture, name, [], [0]);
+    if (!sameText) {
+      c.ok = false;
+      c.error =
+        `generated ${JSON.stringify(got.generated)} (top_n ${
+          JSON.stringify(got.top_n.map((t) => t[0]))
+        }), ` +
+        `expected ${JSON.stringify(want.generated)} (top_n ${
+          JSON.stringify(want.top_n.map((t) => t[0]))
+        })`;
+    }
+    checks.push(c);
   }
   return checks;
 }

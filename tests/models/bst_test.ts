@@ -68,16 +68,11 @@ Deno.test("BST training step: loss and every gradient match the fixture tightly"
   );
 });
 
-Deno.test("bstConformance() passes every BST check of the fixture and flags sampling as missing", async () => {
+Deno.test("bstConformance() passes every check of the fixture, the six sampling modes included", async () => {
   const checks = await bstConformance(await getGpu(), fixture, "bst_tiny");
   const failed = checks.filter((c) => !c.ok);
-  assert.ok(checks.length > 60);
-  assert.deepEqual(
-    failed.map((c) => c.name),
-    ["AR", "reverse_AR", "beam", "reverse_beam", "goal_cond_plan", "reverse_goal_cond_plan"].map(
-      (m) => `inference.${m}`,
-    ),
-  );
+  assert.deepEqual(failed, []);
+  assert.equal(checks.filter((c) => c.name.startsWith("inference.")).length, 6);
   const updated = checks.filter((c) => c.name.startsWith("updated."));
   assert.equal(updated.length, model0ParamCount());
 });

@@ -1,0 +1,434 @@
+/**
+ * The BST's six sampling modes, as microsoft/BST `inference.py` defines them: `AR`,
+ * `reverse_AR`, `beam`, `reverse_beam`, `goal_cond_plan`, `reverse_goal_cond_plan`.
+ *
+ * Prompt = EOS + prefix tokens, goal = suffix tokens + EOS (the caller adds them). Forward
+ * modes pair the forward state of the sequence's last token with the backward state of the
+ * goal's first token and read the next-token head; reverse modes pair a fixed forward state
+ * with the backward state of the sequence's first token and read the previous-token head.
+ * Beam search and goal-conditioned planning keep a priority queue of partial sequences
+ * (highest mean log-prob, or sum with relative probabilities; ties by insertion order); each
+ * rollout extends its sequence greedily and queues the top-k alternatives of every step (never
+ * the best token, never EOS). Goal-conditioned planning re-scores each completed sequence by
+ * the mean log-prob of the goal (or prompt) tokens under (t−1, t+1) pairs.
+ *
+ * Reproduced reference details: a greedy EOS ends a rollout without being appended (AR and
+ * reverse AR do append it); `reverse_goal_cond_plan` takes its fixed forward state from the
+ * goal's last token, as the reference's code does.
+ *
+ * @module
+ */
+
+import { run } from "../gpu/kernel.ts";
+import type { BST, PairHead, PairList } from "../models/bst.ts";
+import { StateSlots } from "../models/bst.ts";
+
+/** The six modes. */
+export type SamplingMode =
+  | "AR"
+  | "reverse_AR"
+  | "beam"
+  | "reverse_beam"
+  | "goal_cond_plan"
+  | "reverse_goal_cond_plan";
+
+/** Every mode name, in the reference's order. */
+export const SAMPLING_MODES: readonly SamplingMode[] = [
+  "AR",
+  "beam",
+  "goal_cond_plan",
+  "reverse_AR",
+  "reverse_beam",
+  "reverse_goal_cond_plan",
+];
+
+/** One output record (the reference's `Generation`; one JSON object per line). */
+export interface Generation {
+  prompt: string;
+  goal: string;
+  sampling_method: string;
+  generated: string;
+  score: number | null;
+  greedy: string | null;
+  greedy_score: number | null;
+  top_n: [string, number][];
+  original: string | null;
+}
+
+/** Options of the samplers. */
+export interface SamplingOptions {
+  /** Tokens to generate at most. */
+  rolloutLen: number;
+  /** Rollouts of beam search and goal-conditioned planning (reference default 10). */
+  rolloutCount?: number;
+  /** Alternatives queued per step (reference default 5; ≤ 0: the whole vocabulary). */
+  topK?: number;
+  /** Goal-conditioned planning scores by summed relative log-probs (`--relative_prob`). */
+  relativeProb?: boolean;
+  /** Token ids to text (default: ids joined by spaces, as the fixtures write them). */
+  decode?: (ids: number[]) => string;
+}
+
+interface Partial {
+  sequence: number[];
+  generatedLen: number;
+  sumLogProb: number;
+}
+
+const avg = (p: Partial) => (p.generatedLen > 0 ? p.sumLogProb / p.generatedLen : 0);
+
+/** The reference's `CandidatesQueue`: max by mean (or sum) log-prob, ties by insertion. */
+class CandidatesQueue {
+  #items: { key: number; count: number; state: Partial }[] = [];
+  #count = 0;
+  constructor(readonly useSum: boolean) {}
+
+  put(state: Partial): void {
+    const prob = this.useSum ? state.sumLogProb : avg(state);
+    this.#items.push({ key: -prob, count: this.#count++, state });
+  }
+
+  get empty(): boolean {
+    return this.#items.length === 0;
+  }
+
+  get(): Partial {
+    let best = 0;
+    for (let i = 1; i < this.#items.length; i++) {
+      const a = this.#items[i];
+      const b = this.#items[best];
+      if (a.key < b.key || (a.key === b.key && a.count < b.count)) best = i;
+    }
+    return this.#items.splice(best, 1)[0].state;
+  }
+}
+
+function logSoftmax(logits: Float32Array, offset: number, V: number): Float64Array {
+  let max = -Infinity;
+  for (let v = 0; v < V; v++) max = Math.max(max, logits[offset + v]);
+  let sum = 0;
+  for (let v = 0; v < V; v++) sum += Math.exp(logits[offset + v] - max);
+  const lse = max + Math.log(sum);
+  const out = new Float64Array(V);
+  for (let v = 0; v < V; v++) out[v] = logits[offset + v] - lse;
+  return out;
+}
+
+/** Indices of the k largest values, largest first (torch.topk order). */
+function topK(values: Float64Array, k: number): number[] {
+  return [...values.keys()].sort((a, b) => values[b] - values[a] || a - b).slice(0, k);
+}
+
+/** The six sampling modes over one BST (single sequences, batch size 1 like the reference). */
+export class BstSampler {
+  readonly slots: StateSlots;
+  #slotHead?: PairHead;
+  #scoreHeads = new Map<number, PairHead>();
+
+  constructor(readonly model: BST) {
+    // Row 0 holds the state of the sequence being extended, row 1 the fixed state (the goal's
+    // first backward state, or the prompt's last forward state), copied in right after it is
+    // computed, so reusing an encoder plan of the same length cannot overwrite it.
+    this.slots = new StateSlots(model, 2);
+  }
+
+  /** Runs both encoders on one sequence and returns its plan (states in outF/outB). */
+  private async encode(seq: number[]) {
+    const enc = await this.model.encoders(1, seq.length);
+    enc.setTokens(new Int32Array(seq));
+    await run(this.model.gpu, enc.forward);
+    return enc;
+  }
+
+  /** Stores the backward state of `goal`'s first token as the fixed state. */
+  private async fixBackward(goal: number[]): Promise<void> {
+    const enc = await this.encode(goal);
+    await run(this.model.gpu, [this.slots.copyBackward(enc, 0, 1)]);
+  }
+
+  /** Stores the forward state of `seq`'s last token as the fixed state. */
+  private async fixForward(seq: number[]): Promise<void> {
+    const enc = await this.encode(seq);
+    await run(this.model.gpu, [this.slots.copyForward(enc, seq.length - 1, 1)]);
+  }
+
+  /** (2, V) logits of the text head on slot pair (f, b). */
+  private async headLogits(f: number, b: number): Promise<Float32Array> {
+    this.#slotHead ??= this.model.pairHead(this.slots, 1, false);
+    return await this.#slotHead.logits(onePair(f, b));
+  }
+
+  /** Next-token log-probs for `seq` with the fixed backward state. */
+  private async nextLogProbs(seq: number[]): Promise<Float64Array> {
+    const enc = await this.encode(seq);
+    await run(this.model.gpu, [this.slots.copyForward(enc, seq.length - 1, 0)]);
+    return logSoftmax(await this.headLogits(0, 1), 0, this.model.config.vocabSize);
+  }
+
+  /** Previous-token log-probs for `seq` with the fixed forward state. */
+  private async prevLogProbs(seq: number[]): Promise<Float64Array> {
+    const enc = await this.encode(seq);
+    await run(this.model.gpu, [this.slots.copyBackward(enc, 0, 0)]);
+    const V = this.model.config.vocabSize;
+    return logSoftmax(await this.headLogits(1, 0), V, V);
+  }
+
+  /**
+   * Samples with `mode` and returns the reference's output record.
+   *
+   * @param prompt EOS + prefix token ids.
+   * @param goal suffix token ids + EOS.
+   */
+  async sample(
+    mode: SamplingMode,
+    prompt: number[],
+    goal: number[],
+    options: SamplingOptions,
+  ): Promise<Generation> {
+    const decode = options.decode ?? ((ids: number[]) => ids.join(" "));
+    const base = { prompt: decode(prompt), goal: decode(goal), original: null };
+    const o = { rolloutCount: 10, topK: 5, relativeProb: false, ...options };
+    switch (mode) {
+      case "AR": {
+        const gen = await this.autoregressive(prompt, goal, o.rolloutLen);
+        return { ...base, sampling_method: "autoregressive", generated: decode(gen), ...none };
+      }
+      case "reverse_AR": {
+        const gen = await this.reverseAutoregressive(prompt, goal, o.rolloutLen);
+        return {
+          ...base,
+          sampling_method: "reverse_autoregressive",
+          generated: decode(gen),
+          ...none,
+        };
+      }
+      case "beam":
+      case "goal_cond_plan": {
+        const planning = mode === "goal_cond_plan";
+        const relative = planning && o.relativeProb;
+        await this.fixBackward(goal);
+        const queue = new CandidatesQueue(relative);
+        queue.put({ sequence: [...prompt], generatedLen: 0, sumLogProb: 0 });
+        const completed: Partial[] = [];
+        for (let i = 0; i < o.rolloutCount && !queue.empty; i++) {
+          const partial = queue.get();
+          completed.push(
+            await this.rollout(
+              partial,
+              o.rolloutLen - (partial.sequence.length - prompt.length),
+              queue,
+              relative,
+              o.topK,
+              (s) => this.nextLogProbs(s),
+              false,
+            ),
+          );
+        }
+        // Sequentially: the scoring runs share GPU plans.
+        const scored: [number[], number][] = [];
+        for (const c of completed) {
+          if (!planning) scored.push([c.sequence, avg(c)]);
+          else {
+            const full = [...c.sequence, ...goal];
+            scored.push([full, await this.goalScore(full, c.sequence.length, false)]);
+          }
+        }
+        return output(
+          base,
+          planning ? "goal_cond_plan" : "beamsearch",
+          prompt.length,
+          planning ? goal.length : 0,
+          scored,
+          decode,
+        );
+      }
+      case "reverse_beam":
+      case "reverse_goal_cond_plan": {
+        const planning = mode === "reverse_goal_cond_plan";
+        const relative = planning && o.relativeProb;
+        // The reference's reverse_goal_cond_plan encodes the goal (not the prompt) here.
+        const fixed = planning ? goal : prompt;
+        await this.fixForward(fixed);
+        const queue = new CandidatesQueue(relative);
+        queue.put({ sequence: [...goal], generatedLen: 0, sumLogProb: 0 });
+        const completed: Partial[] = [];
+        for (let i = 0; i < o.rolloutCount && !queue.empty; i++) {
+          const partial = queue.get();
+          completed.push(
+            await this.rollout(
+              partial,
+              o.rolloutLen - (partial.sequence.length - goal.length),
+              queue,
+              relative,
+              o.topK,
+              (s) => this.prevLogProbs(s),
+              true,
+            ),
+          );
+        }
+        const scored: [number[], number][] = [];
+        for (const c of completed) {
+          if (!planning) scored.push([c.sequence, avg(c)]);
+          else {
+            const full = [...prompt, ...c.sequence];
+            scored.push([full, await this.goalScore(full, prompt.length, true)]);
+          }
+        }
+        return output(
+          base,
+          planning ? "reverse_goal_cond_plan" : "reverse_beamsearch",
+          planning ? prompt.length : 0,
+          goal.length,
+          scored,
+          decode,
+        );
+      }
+    }
+  }
+
+  /** Greedy AR: append the next-head argmax until EOS (appended) or `rolloutLen`. */
+  async autoregressive(prompt: number[], goal: number[], rolloutLen: number): Promise<number[]> {
+    const eos = this.model.config.eosTokenId;
+    await this.fixBackward(goal);
+    const seq = [...prompt];
+    for (let g = 0; g < rolloutLen; g++) {
+      const lp = await this.nextLogProbs(seq);
+      const best = argmax(lp);
+      seq.push(best);
+      if (best === eos) break;
+    }
+    return seq.slice(prompt.length);
+  }
+
+  /** Greedy reverse AR: prepend the previous-head argmax until EOS (prepended) or the limit. */
+  async reverseAutoregressive(
+    prompt: number[],
+    goal: number[],
+    rolloutLen: number,
+  ): Promise<number[]> {
+    const eos = this.model.config.eosTokenId;
+    await this.fixForward(prompt);
+    const seq = [...goal];
+    for (let g = 0; g < rolloutLen; g++) {
+      const lp = await this.prevLogProbs(seq);
+      const best = argmax(lp);
+      seq.unshift(best);
+      if (best === eos) break;
+    }
+    return seq.slice(0, seq.length - goal.length);
+  }
+
+  /** The reference's `_generate_rollout_bst_forward` / `_reverse`. */
+  private async rollout(
+    partial: Partial,
+    maxNew: number,
+    queue: CandidatesQueue,
+    relative: boolean,
+    k: number,
+    logProbs: (seq: number[]) => Promise<Float64Array>,
+    reverse: boolean,
+  ): Promise<Partial> {
+    const eos = this.model.config.eosTokenId;
+    let sequence = partial.sequence;
+    let generatedLen = partial.generatedLen;
+    let sum = partial.sumLogProb;
+    for (let i = 0; i < maxNew; i++) {
+      const lp = await logProbs(sequence);
+      const best = argmax(lp);
+      const candidates = k > 0 ? topK(lp, k) : [...lp.keys()];
+      for (const t of candidates) {
+        if (t === best || t === eos) continue;
+        const reward = relative ? lp[t] - lp[best] : lp[t];
+        queue.put({
+          sequence: reverse ? [t, ...sequence] : [...sequence, t],
+          generatedLen: generatedLen + 1,
+          sumLogProb: sum + reward,
+        });
+      }
+      if (best === eos) break;
+      sequence = reverse ? [best, ...sequence] : [...sequence, best];
+      generatedLen++;
+      if (!relative) sum += lp[best];
+    }
+    return { sequence, generatedLen, sumLogProb: sum };
+  }
+
+  /**
+   * Mean log-prob of the tokens of the goal (forward planning: positions from `start` to the
+   * second-to-last) or the prompt (reverse: positions 1 .. start−1) under (t−1, t+1) pairs, with
+   * the next-token head (forward) or the previous-token head (reverse).
+   */
+  private async goalScore(seq: number[], start: number, reverse: boolean): Promise<number> {
+    const enc = await this.encode(seq);
+    const targets = reverse
+      ? Array.from({ length: start - 1 }, (_, i) => i + 1)
+      : Array.from({ length: seq.length - 1 - start }, (_, i) => start + i);
+    if (targets.length === 0) return NaN;
+    let head = this.#scoreHeads.get(seq.length);
+    if (!head) {
+      head = this.model.pairHead(enc, seq.length, false);
+      this.#scoreHeads.set(seq.length, head);
+    }
+    const n = targets.length;
+    const none = new Int32Array(n).fill(-100);
+    const logits = await head.logits({
+      count: n,
+      fIndex: new Int32Array(targets.map((t) => t - 1)),
+      bIndex: new Int32Array(targets.map((t) => t + 1)),
+      nextTarget: none,
+      prevTarget: none,
+      nextWeight: new Float32Array(n),
+      prevWeight: new Float32Array(n),
+    }); // (n, 2, V)
+    const V = this.model.config.vocabSize;
+    let total = 0;
+    targets.forEach((t, p) => {
+      const lp = logSoftmax(logits, (2 * p + (reverse ? 1 : 0)) * V, V);
+      total += lp[seq[t]];
+    });
+    return total / n;
+  }
+}
+
+const none = { score: null, greedy: null, greedy_score: null, top_n: [] as [string, number][] };
+
+function argmax(x: Float64Array): number {
+  let best = 0;
+  for (let i = 1; i < x.length; i++) if (x[i] > x[best]) best = i;
+  return best;
+}
+
+function onePair(f: number, b: number): PairList {
+  return {
+    count: 1,
+    fIndex: new Int32Array([f]),
+    bIndex: new Int32Array([b]),
+    nextTarget: new Int32Array([-100]),
+    prevTarget: new Int32Array([-100]),
+    nextWeight: new Float32Array(1),
+    prevWeight: new Float32Array(1),
+  };
+}
+
+/** The reference's `_create_generation_output`: greedy = first rollout, then sorted by score. */
+function output(
+  base: { prompt: string; goal: string; original: null },
+  method: string,
+  promptLen: number,
+  goalLen: number,
+  scored: [number[], number][],
+  decode: (ids: number[]) => string,
+): Generation {
+  const strip = (s: number[]) => s.slice(promptLen, s.length - goalLen);
+  const sorted = scored.map((x, i) => ({ x, i })).sort((a, b) => b.x[1] - a.x[1] || a.i - b.i)
+    .map((e) => e.x);
+  return {
+    ...base,
+    sampling_method: method,
+    generated: decode(strip(sorted[0][0])),
+    score: sorted[0][1],
+    greedy: decode(strip(scored[0][0])),
+    greedy_score: scored[0][1],
+    top_n: sorted.map(([s, score]) => [decode(strip(s)), score]),
+  };
+}
