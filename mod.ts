@@ -51,5 +51,10 @@ export * from "./src/models/positions.ts";
 export * from "./src/models/conformance.ts";
 export * from "./src/models/gpt.ts";
 export * from "./src/models/flat_params.ts";
-export * from "./src/inference/bst_sampling.ts";
+export {
+  BstSampler,
+  type Generation,
+  SAMPLING_MODES,
+  type SamplingOptions,
+} from "./src/inference/bst_sampling.ts";
 export * from "./src/inference/greedy.ts";

@@ -19,18 +19,13 @@
  * @module
  */
 
+import type { SamplingMode } from "../config/schema.ts";
 import { run } from "../gpu/kernel.ts";
 import type { BST, PairHead, PairList } from "../models/bst.ts";
 import { StateSlots } from "../models/bst.ts";
 
-/** The six modes. */
-export type SamplingMode =
-  | "AR"
-  | "reverse_AR"
-  | "beam"
-  | "reverse_beam"
-  | "goal_cond_plan"
-  | "reverse_goal_cond_plan";
+/** The six modes (the config's `trainer.sampling_mode` values). */
+export type { SamplingMode };
 
 /** Every mode name, in the reference's order. */
 export const SAMPLING_MODES: readonly SamplingMode[] = [
