@@ -11,9 +11,7 @@
  */
 
 import { parseArgs } from "node:util";
-import { loadConfig, parseDotlist } from "../src/config/load.ts";
-import { mergeConfig } from "../src/config/merge.ts";
-import { type Config, validateConfig, validatePartialConfig } from "../src/config/schema.ts";
+import { loadCheckpointConfig } from "../src/config/load.ts";
 import { getGpu } from "../src/gpu/device.ts";
 import { loadCheckpoint } from "../src/train/checkpoints.ts";
 import { loadTrainData } from "../src/train/data.ts";
@@ -46,21 +44,10 @@ if (!values.checkpoint) {
 try {
   const path = values.checkpoint;
   const file = await loadCheckpoint(path);
-  let config: Config;
-  if (values.config) {
-    config = await loadConfig({ configFile: values.config, overrides: positionals });
-  } else {
-    if (!file.metadata.config) {
-      throw new Error(`Checkpoint "${path}" has no config in its metadata; pass --config`);
-    }
-    const stored = JSON.parse(file.metadata.config);
-    stored.trainer = { ...stored.trainer, init_from: "scratch" };
-    let tree = validateConfig(stored, `${path} (metadata)`) as unknown as Record<string, unknown>;
-    for (const item of positionals) {
-      tree = mergeConfig(tree, validatePartialConfig(parseDotlist([item]), `override ${item}`));
-    }
-    config = validateConfig(tree, `${path} (metadata) with overrides`);
-  }
+  const config = await loadCheckpointConfig(file.metadata, path, {
+    configFile: values.config,
+    overrides: positionals,
+  });
   const data = await loadTrainData(config, { generate: false });
   const started = performance.now();
   const run = await createRun(await getGpu({ log: true }), config, data);

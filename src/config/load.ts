@@ -204,3 +204,36 @@ function describeSources(defaultsFile: string, options: LoadConfigOptions): stri
   if (options.overrides?.length) parts.push("overrides");
   return parts.join(" + ");
 }
+
+/**
+ * The config of a checkpoint: `configFile` (+ overrides) when given, else the JSON config its
+ * metadata stores (as `deno task train` writes it, without `trainer.init_from`) with the
+ * overrides applied.
+ *
+ * @param metadata the checkpoint's `__metadata__`.
+ * @param source the checkpoint path, for errors.
+ */
+export async function loadCheckpointConfig(
+  metadata: Record<string, string>,
+  source: string,
+  options: { configFile?: string; overrides?: readonly string[] } = {},
+): Promise<Config> {
+  const overrides = options.overrides ?? [];
+  if (options.configFile) return await loadConfig({ configFile: options.configFile, overrides });
+  if (!metadata.config) {
+    throw new ConfigError(`Checkpoint "${source}" has no config in its metadata; pass --config`);
+  }
+  let stored: Record<string, unknown>;
+  try {
+    stored = JSON.parse(metadata.config);
+  } catch {
+    throw new ConfigError(`Checkpoint "${source}" has a config that is not JSON`);
+  }
+  const trainer = (stored.trainer ?? {}) as Record<string, unknown>;
+  stored.trainer = { ...trainer, init_from: "scratch" };
+  let tree: ConfigTree = { ...validateConfig(stored, `${source} (metadata)`) };
+  for (const item of overrides) {
+    tree = mergeConfig(tree, validatePartialConfig(parseDotlist([item]), `override ${item}`));
+  }
+  return validateConfig(tree, `${source} (metadata) with overrides`);
+}

@@ -73,5 +73,6 @@ export async function loadTrainData(
     train: take(train),
     val: take(test),
     pathTask: { prefixLen, pathLen: T - prefixLen - 1 },
+    decode: (ids) => ds.tokenizer.decode(ids),
   };
 }

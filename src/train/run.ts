@@ -28,6 +28,8 @@ export interface TrainData {
   val: Int32Array;
   /** Star-graph path task: tokens before the path (through `=`) and the path's length. */
   pathTask?: { prefixLen: number; pathLen: number };
+  /** Token ids to text (special tokens dropped), for sampling output. */
+  decode?: (ids: ArrayLike<number>) => string;
 }
 
 /** Final figures of a run (the last stdout line of `deno task train`). */
