@@ -181,7 +181,7 @@ export class BstSampler {
     options: SamplingOptions,
   ): Promise<Generation> {
     const decode = options.decode ?? ((ids: number[]) => ids.join(" "));
-    const base = { prompt: decode(prompt), goal: decode(goal), original: null };
+    const base = { prompt: decode(prompt), goal: decode(goal) };
     const o = { rolloutCount: 10, topK: 5, relativeProb: false, ...options };
     switch (mode) {
       case "AR": {
@@ -365,13 +365,13 @@ export class BstSampler {
       this.#scoreHeads.set(seq.length, head);
     }
     const n = targets.length;
-    const none = new Int32Array(n).fill(-100);
+    const ignored = new Int32Array(n).fill(-100);
     const logits = await head.logits({
       count: n,
       fIndex: new Int32Array(targets.map((t) => t - 1)),
       bIndex: new Int32Array(targets.map((t) => t + 1)),
-      nextTarget: none,
-      prevTarget: none,
+      nextTarget: ignored,
+      prevTarget: ignored,
       nextWeight: new Float32Array(n),
       prevWeight: new Float32Array(n),
     }); // (n, 2, V)
@@ -385,7 +385,14 @@ export class BstSampler {
   }
 }
 
-const none = { score: null, greedy: null, greedy_score: null, top_n: [] as [string, number][] };
+/** The fields AR modes leave empty, in the reference's key order. */
+const none = {
+  score: null,
+  greedy: null,
+  greedy_score: null,
+  top_n: [] as [string, number][],
+  original: null,
+};
 
 function argmax(x: Float64Array): number {
   let best = 0;
@@ -407,7 +414,7 @@ function onePair(f: number, b: number): PairList {
 
 /** The reference's `_create_generation_output`: greedy = first rollout, then sorted by score. */
 function output(
-  base: { prompt: string; goal: string; original: null },
+  base: { prompt: string; goal: string },
   method: string,
   promptLen: number,
   goalLen: number,
@@ -425,5 +432,6 @@ function output(
     greedy: decode(strip(scored[0][0])),
     greedy_score: scored[0][1],
     top_n: sorted.map(([s, score]) => [decode(strip(s)), score]),
+    original: null,
   };
 }

@@ -124,3 +124,72 @@ Deno.test("train: bad input gives one line and exit 1 (unknown key, wrong type, 
   }
   await Deno.remove(dir, { recursive: true });
 });
+
+Deno.test("infer: every sampling mode writes valid JSON lines from a trained checkpoint", async () => {
+  const dir = await Deno.makeTempDir();
+  const trained = await finish(trainCommand(dir, ["trainer.train_batches=3"]).spawn());
+  assert.equal(trained.code, 0, trained.stderr);
+  const ckpt = (await Deno.readTextFile(`${dir}/out/latest_ckpt`)).trim();
+  const output = `${dir}/samples.jsonl`;
+  for (
+    const mode of [
+      "AR",
+      "reverse_AR",
+      "beam",
+      "reverse_beam",
+      "goal_cond_plan",
+      "reverse_goal_cond_plan",
+    ]
+  ) {
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        `--allow-read=${root},${dir}`,
+        `--allow-write=${dir}`,
+        "--allow-env=XDG_RUNTIME_DIR,DENO_WEBGPU_BACKEND",
+        "scripts/infer.ts",
+        "--checkpoint_path",
+        ckpt,
+        "--sampling_mode",
+        mode,
+        "--num_samples",
+        "2",
+        "--rollout_count",
+        "3",
+        "--top_k",
+        "2",
+        "--output_path",
+        output,
+      ],
+      cwd: root,
+      env: { XDG_RUNTIME_DIR: Deno.env.get("XDG_RUNTIME_DIR") ?? "/tmp", NO_COLOR: "1" },
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
+  }
+  const lines = (await Deno.readTextFile(output)).trim().split("\n").map((l) => JSON.parse(l));
+  assert.equal(lines.length, 12);
+  const keys = [
+    "prompt",
+    "goal",
+    "sampling_method",
+    "generated",
+    "score",
+    "greedy",
+    "greedy_score",
+    "top_n",
+    "original",
+  ];
+  for (const l of lines) assert.deepEqual(Object.keys(l), keys);
+  assert.deepEqual(lines.filter((_, i) => i % 2 === 0).map((l) => l.sampling_method), [
+    "autoregressive",
+    "reverse_autoregressive",
+    "beamsearch",
+    "reverse_beamsearch",
+    "goal_cond_plan",
+    "reverse_goal_cond_plan",
+  ]);
+  for (const l of lines.slice(4)) assert.ok(l.top_n.length >= 1 && typeof l.score === "number");
+  await Deno.remove(dir, { recursive: true });
+});
