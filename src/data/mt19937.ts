@@ -14,7 +14,7 @@
 const N = 624;
 const M = 397;
 
-let base19650218: Uint32Array | undefined;
+let base19650218: Int32Array | undefined;
 
 /**
  * The MT19937 core: 624 words of state and the tempered 32-bit output.
@@ -26,7 +26,7 @@ let base19650218: Uint32Array | undefined;
  * same as the eager algorithm's.
  */
 export class MT19937 {
-  readonly mt = new Uint32Array(N);
+  readonly mt = new Int32Array(N);
   mti = N + 1;
   /** Words below this index of the current block are already regenerated. */
   #fresh = N;
@@ -79,27 +79,32 @@ export class MT19937 {
     this.#fresh = N;
   }
 
-  /** Regenerates word `kk` of the next block (MT19937's twist, one word at a time). */
-  #twist(kk: number): void {
-    const mt = this.mt;
-    const y = (mt[kk] & 0x80000000) | (mt[(kk + 1) % N] & 0x7fffffff);
-    mt[kk] = mt[(kk + M) % N] ^ (y >>> 1) ^ ((y & 1) ? 0x9908b0df : 0);
-  }
-
   /** `genrand_uint32()`: the next tempered 32-bit output. */
   nextUint32(): number {
+    const mt = this.mt;
     if (this.mti >= N) {
       if (this.mti === N + 1) this.initGenrand(5489);
       // Finish the previous lazy block before starting a new one.
-      while (this.#fresh < N) this.#twist(this.#fresh++);
+      for (let kk = this.#fresh; kk < N; kk++) {
+        const y = (mt[kk] & 0x80000000) | (mt[(kk + 1) % N] & 0x7fffffff);
+        mt[kk] = mt[(kk + M) % N] ^ (y >>> 1) ^ ((y & 1) ? 0x9908b0df : 0);
+      }
       this.mti = 0;
       this.#fresh = 0;
     }
-    // Word k of the new block reads old words k+1 and k+M (mod N); words below k+1 … are
-    // already new where the eager algorithm also reads new ones, so generating in order
-    // up to the word needed gives the same values.
-    while (this.#fresh <= this.mti) this.#twist(this.#fresh++);
-    let y = this.mt[this.mti++];
+    // Regenerate words of the new block in order up to the one needed: word k reads old
+    // words k+1 and k+M (mod N) exactly where the eager twist reads old ones, and already
+    // regenerated words where it reads new ones, so the outputs are identical.
+    const i = this.mti;
+    if (this.#fresh <= i) {
+      let kk = this.#fresh;
+      for (; kk <= i; kk++) {
+        const y = (mt[kk] & 0x80000000) | (mt[(kk + 1) % N] & 0x7fffffff);
+        mt[kk] = mt[(kk + M) % N] ^ (y >>> 1) ^ ((y & 1) ? 0x9908b0df : 0);
+      }
+      this.#fresh = kk;
+    }
+    let y = mt[this.mti++];
     y ^= y >>> 11;
     y ^= (y << 7) & 0x9d2c5680;
     y ^= (y << 15) & 0xefc60000;
@@ -141,9 +146,9 @@ export class PyRandom {
 
   /** `_randbelow(n)` for 1 ≤ n < 2³²: uniform in [0, n) by rejection. */
   randbelow(n: number): number {
-    const k = 32 - Math.clz32(n); // n.bit_length()
-    let r = this.getrandbits(k);
-    while (r >= n) r = this.getrandbits(k);
+    const shift = Math.clz32(n); // 32 − n.bit_length(): getrandbits(k) is the top k bits
+    let r = this.#mt.nextUint32() >>> shift;
+    while (r >= n) r = this.#mt.nextUint32() >>> shift;
     return r;
   }
 
