@@ -126,14 +126,21 @@ export function checkBufferSize(gpu: Gpu, label: string, bytes: number, storage 
   }
 }
 
-/** Creates a labelled buffer after checking the adapter's limits. Size is rounded to 16. */
+/**
+ * Creates a labelled buffer after checking the adapter's limits. Size is rounded to 16.
+ *
+ * @param boundWhole the whole buffer will be bound as one storage binding, so it must fit
+ *   `maxStorageBufferBindingSize` (default: true for storage buffers). Flat buffers that are
+ *   only ever bound through smaller views pass false.
+ */
 export function createBuffer(
   gpu: Gpu,
   label: string,
   bytes: number,
   usage: number = TENSOR_USAGE,
+  boundWhole = (usage & GPUBufferUsage.STORAGE) !== 0,
 ): GPUBuffer {
-  checkBufferSize(gpu, label, bytes, (usage & GPUBufferUsage.STORAGE) !== 0);
+  checkBufferSize(gpu, label, bytes, boundWhole);
   return gpu.device.createBuffer({ label, size: Math.max(16, roundUp(bytes, 16)), usage });
 }
 
@@ -153,6 +160,15 @@ export function createTensor(
 ): Tensor {
   const bytes = numel(shape) * DTYPE_BYTES[dtype];
   return new Tensor(createBuffer(gpu, label, bytes), shape, dtype, label);
+}
+
+/**
+ * Creates a zero-filled 1-D f32 tensor that is bound only through views (e.g. all parameters
+ * of a model, bound tensor by tensor), so it may exceed `maxStorageBufferBindingSize` (but
+ * not `maxBufferSize`).
+ */
+export function createFlatTensor(gpu: Gpu, n: number, label: string): Tensor {
+  return new Tensor(createBuffer(gpu, label, n * 4, TENSOR_USAGE, false), [n], "f32", label);
 }
 
 /** Creates a tensor holding `data` (length must equal the shape's element count). */

@@ -10,7 +10,7 @@
 import type { Gpu } from "../gpu/device.ts";
 import { planFill } from "../gpu/elementwise.ts";
 import type { Op } from "../gpu/kernel.ts";
-import { createTensor, readTensor, Tensor, writeTensor } from "../gpu/tensor.ts";
+import { createFlatTensor, readTensor, Tensor, writeTensor } from "../gpu/tensor.ts";
 import { initFlatParameters } from "../train/init.ts";
 import {
   buildParamTable,
@@ -45,8 +45,9 @@ export class FlatParams {
       .sort((a, b) => order(a.s) - order(b.s) || a.i - b.i)
       .map((x) => x.s);
     this.table = buildParamTable(sorted);
-    this.params = createTensor(gpu, [this.table.size], `${label}.params`);
-    this.grads = createTensor(gpu, [this.table.size], `${label}.grads`);
+    // Bound only through per-tensor views and binding-sized ranges (see ranges()).
+    this.params = createFlatTensor(gpu, this.table.size, `${label}.params`);
+    this.grads = createFlatTensor(gpu, this.table.size, `${label}.grads`);
   }
 
   /** Initialises the parameters from `seed`: N(0, 0.02) weights, unit norms, zero biases. */

@@ -11,7 +11,13 @@
 import { type AdamWPlan, type AdamWStep, planAdamW, planSumSquares } from "../gpu/adamw.ts";
 import type { Gpu } from "../gpu/device.ts";
 import type { Op } from "../gpu/kernel.ts";
-import { createTensor, readTensor, type Tensor, writeTensor } from "../gpu/tensor.ts";
+import {
+  createFlatTensor,
+  createTensor,
+  readTensor,
+  type Tensor,
+  writeTensor,
+} from "../gpu/tensor.ts";
 import type { ParamSpec } from "../models/bst_config.ts";
 
 /** The flat-buffer view of a model that the optimizer needs. */
@@ -50,8 +56,8 @@ export class AdamW {
 
   private constructor(readonly model: FlatModel, readonly config: AdamWConfig) {
     const gpu = model.gpu;
-    this.m = createTensor(gpu, model.params.shape, `${model.label}.adam_m`);
-    this.v = createTensor(gpu, model.params.shape, `${model.label}.adam_v`);
+    this.m = createFlatTensor(gpu, model.params.numel, `${model.label}.adam_m`);
+    this.v = createFlatTensor(gpu, model.params.numel, `${model.label}.adam_v`);
     this.modules = [...new Set(model.ranges(model.grads, (s) => s.module).map((r) => r.key))];
     this.norms = createTensor(gpu, [this.modules.length], `${model.label}.grad_norms`);
   }
