@@ -198,87 +198,74 @@ export class BstSampler {
         };
       }
       case "beam":
-      case "goal_cond_plan": {
-        const planning = mode === "goal_cond_plan";
-        const relative = planning && o.relativeProb;
-        await this.fixBackward(goal);
-        const queue = new CandidatesQueue(relative);
-        queue.put({ sequence: [...prompt], generatedLen: 0, sumLogProb: 0 });
-        const completed: Partial[] = [];
-        for (let i = 0; i < o.rolloutCount && !queue.empty; i++) {
-          const partial = queue.get();
-          completed.push(
-            await this.rollout(
-              partial,
-              o.rolloutLen - (partial.sequence.length - prompt.length),
-              queue,
-              relative,
-              o.topK,
-              (s) => this.nextLogProbs(s),
-              false,
-            ),
-          );
-        }
-        // Sequentially: the scoring runs share GPU plans.
-        const scored: [number[], number][] = [];
-        for (const c of completed) {
-          if (!planning) scored.push([c.sequence, avg(c)]);
-          else {
-            const full = [...c.sequence, ...goal];
-            scored.push([full, await this.goalScore(full, c.sequence.length, false)]);
-          }
-        }
-        return output(
-          base,
-          planning ? "goal_cond_plan" : "beamsearch",
-          prompt.length,
-          planning ? goal.length : 0,
-          scored,
-          decode,
-        );
-      }
+      case "goal_cond_plan":
+        return await this.search(false, mode === "goal_cond_plan", prompt, goal, o, base, decode);
       case "reverse_beam":
-      case "reverse_goal_cond_plan": {
-        const planning = mode === "reverse_goal_cond_plan";
-        const relative = planning && o.relativeProb;
-        // The reference's reverse_goal_cond_plan encodes the goal (not the prompt) here.
-        const fixed = planning ? goal : prompt;
-        await this.fixForward(fixed);
-        const queue = new CandidatesQueue(relative);
-        queue.put({ sequence: [...goal], generatedLen: 0, sumLogProb: 0 });
-        const completed: Partial[] = [];
-        for (let i = 0; i < o.rolloutCount && !queue.empty; i++) {
-          const partial = queue.get();
-          completed.push(
-            await this.rollout(
-              partial,
-              o.rolloutLen - (partial.sequence.length - goal.length),
-              queue,
-              relative,
-              o.topK,
-              (s) => this.prevLogProbs(s),
-              true,
-            ),
-          );
-        }
-        const scored: [number[], number][] = [];
-        for (const c of completed) {
-          if (!planning) scored.push([c.sequence, avg(c)]);
-          else {
-            const full = [...prompt, ...c.sequence];
-            scored.push([full, await this.goalScore(full, prompt.length, true)]);
-          }
-        }
-        return output(
+      case "reverse_goal_cond_plan":
+        return await this.search(
+          true,
+          mode === "reverse_goal_cond_plan",
+          prompt,
+          goal,
+          o,
           base,
-          planning ? "reverse_goal_cond_plan" : "reverse_beamsearch",
-          planning ? prompt.length : 0,
-          goal.length,
-          scored,
           decode,
         );
+    }
+  }
+
+  /**
+   * Beam search (`planning` false) or goal-conditioned planning, forward or reverse: rollouts
+   * from a priority queue, then (planning) re-scoring of the completed sequences.
+   */
+  private async search(
+    reverse: boolean,
+    planning: boolean,
+    prompt: number[],
+    goal: number[],
+    o: Required<Omit<SamplingOptions, "decode">>,
+    base: { prompt: string; goal: string },
+    decode: (ids: number[]) => string,
+  ): Promise<Generation> {
+    const relative = planning && o.relativeProb;
+    // The fixed state: the goal's first backward state (forward modes); the prompt's last
+    // forward state (reverse beam) — or, as the reference's code does for
+    // reverse_goal_cond_plan, the goal's last forward state.
+    if (!reverse) await this.fixBackward(goal);
+    else await this.fixForward(planning ? goal : prompt);
+    const start = reverse ? goal : prompt;
+    const queue = new CandidatesQueue(relative);
+    queue.put({ sequence: [...start], generatedLen: 0, sumLogProb: 0 });
+    const completed: Partial[] = [];
+    for (let i = 0; i < o.rolloutCount && !queue.empty; i++) {
+      const partial = queue.get();
+      const maxNew = o.rolloutLen - (partial.sequence.length - start.length);
+      const logProbs = (s: number[]) => reverse ? this.prevLogProbs(s) : this.nextLogProbs(s);
+      completed.push(
+        await this.rollout(partial, maxNew, queue, relative, o.topK, logProbs, reverse),
+      );
+    }
+    // Sequentially: the scoring runs share GPU plans.
+    const scored: [number[], number][] = [];
+    for (const c of completed) {
+      if (!planning) scored.push([c.sequence, avg(c)]);
+      else if (!reverse) {
+        const full = [...c.sequence, ...goal];
+        scored.push([full, await this.goalScore(full, c.sequence.length, false)]);
+      } else {
+        const full = [...prompt, ...c.sequence];
+        scored.push([full, await this.goalScore(full, prompt.length, true)]);
       }
     }
+    const method = planning ? "goal_cond_plan" : "beamsearch";
+    return output(
+      base,
+      reverse ? `reverse_${method}` : method,
+      reverse && !planning ? 0 : prompt.length,
+      !reverse && !planning ? 0 : goal.length,
+      scored,
+      decode,
+    );
   }
 
   /** Greedy AR: append the next-head argmax until EOS (appended) or `rolloutLen`. */
