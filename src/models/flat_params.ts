@@ -112,7 +112,7 @@ export class FlatParams {
   loadSafetensors(
     tensors: Map<string, SafeTensor>,
     source: string,
-    ignore: (name: string) => boolean,
+    ignore: (name: string) => boolean = (n) => n.startsWith("optimizer."),
   ): void {
     this.setParameters(paramsFromSafetensors(this.table, tensors, source, { ignore }));
   }

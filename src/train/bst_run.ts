@@ -8,28 +8,20 @@
 
 import type { Config } from "../config/schema.ts";
 import type { Gpu } from "../gpu/device.ts";
-import { type Op, run } from "../gpu/kernel.ts";
+import { run } from "../gpu/kernel.ts";
 import { greedyDecode } from "../inference/greedy.ts";
 import { BST, type EncoderPlan, type PairHead, trainingPairList } from "../models/bst.ts";
 import type { BstConfig } from "../models/bst_config.ts";
 import { buildPairBatch, PairSampler, type PairSamplerState } from "../models/bst_pairs.ts";
-import { loadCheckpoint } from "./checkpoints.ts";
-import { AdamW } from "./optimizer.ts";
+import type { AdamW } from "./optimizer.ts";
 import {
-  checkpointStep,
-  checkpointTensors,
-  microBatchSize,
+  createAdamW,
+  FlatRun,
   pathAccuracy,
-  restoreModelAndOptimizer,
-  scheduledLr,
-  stepRows,
-  storedConfig,
   type TrainData,
-  type TrainRun,
   valBatchCount,
   type ValMetrics,
 } from "./run.ts";
-import type { SafeTensor } from "./safetensors.ts";
 
 /** Builds the BST config from the run config and the data's derived sizes. */
 export function bstConfigFor(config: Config, data: TrainData): BstConfig {
@@ -53,41 +45,28 @@ export function bstConfigFor(config: Config, data: TrainData): BstConfig {
   };
 }
 
-function gather(rows: Int32Array, src: Int32Array, T: number): Int32Array {
-  const out = new Int32Array(rows.length * T);
-  rows.forEach((r, i) => out.set(src.subarray(r * T, (r + 1) * T), i * T));
-  return out;
-}
-
-/** The model, optimizer and planned buffers of a run. */
-export class BstRun implements TrainRun {
-  readonly microBatch: number;
+/** The BST, its optimizer, pair sampler and planned buffers of a run. */
+export class BstRun extends FlatRun<BST> {
+  protected readonly kind = "bst";
   #train?: { enc: EncoderPlan; head: PairHead };
   #val?: { enc: EncoderPlan; head: PairHead };
-  #zero?: Op[];
 
   constructor(
-    readonly gpu: Gpu,
-    readonly config: Config,
-    readonly data: TrainData,
-    readonly model: BST,
-    readonly opt: AdamW,
+    gpu: Gpu,
+    config: Config,
+    data: TrainData,
+    model: BST,
+    opt: AdamW,
     readonly sampler: PairSampler,
   ) {
-    this.microBatch = microBatchSize(config);
+    super(gpu, config, data, model, opt);
   }
 
   /** Creates the model (seeded) and optimizer for a config and its data. */
   static async create(gpu: Gpu, config: Config, data: TrainData): Promise<BstRun> {
     const cfg = bstConfigFor(config, data);
     const model = await BST.create(gpu, cfg, { seed: config.seed });
-    const o = config.optimizer;
-    const opt = await AdamW.create(model, {
-      beta1: o.beta1,
-      beta2: o.beta2,
-      weightDecay: o.weight_decay,
-      gradClip: o.grad_clip,
-    });
+    const opt = await createAdamW(model, config);
     return new BstRun(gpu, config, data, model, opt, new PairSampler(cfg, config.seed));
   }
 
@@ -102,53 +81,29 @@ export class BstRun implements TrainRun {
     return Math.max(1, perRow * rows);
   }
 
-  private async trainPlans(): Promise<{ enc: EncoderPlan; head: PairHead }> {
+  /** Pairs of the micro-batch (the sampler's state advances), then its planned step. */
+  protected async microStep(tokens: Int32Array, accum: number) {
     if (!this.#train) {
       const enc = await this.model.encoders(this.microBatch, this.data.seqLen);
       this.#train = { enc, head: this.model.pairHead(enc, this.maxPairs(this.microBatch), true) };
     }
-    return this.#train;
+    const { enc, head } = this.#train;
+    const pairs = buildPairBatch(tokens, this.microBatch, this.data.seqLen, this.sampler, {
+      pairBatchSize: this.config.data.pair_batch_size,
+      gradientAccumSteps: accum,
+    });
+    const ops = await this.model.planMicroStep(enc, head, tokens, trainingPairList(pairs));
+    return { ops, loss: () => head.readLoss() };
   }
 
-  /**
-   * One optimizer step (0-based `step`): zero gradients, each micro-batch's forward and
-   * backward, AdamW at the scheduled learning rate. Returns the summed loss (read back only
-   * when `readLoss`) and the epoch.
-   */
-  async step(
-    step: number,
-    readLoss: boolean,
-  ): Promise<{ loss: number | null; epoch: number; lr: number }> {
-    const d = this.config.data;
-    const T = this.data.seqLen;
-    const { rows, epoch } = stepRows(
-      this.data.train.length / T,
-      d.effective_batch_size,
-      this.config.seed,
-      step,
-    );
-    const { enc, head } = await this.trainPlans();
-    this.#zero ??= await this.model.planZeroGrads();
-    const lr = scheduledLr(this.config, step);
-    let loss = 0;
-    const accum = d.gradient_accum_steps;
-    for (let k = 0; k < accum; k++) {
-      const tokens = gather(
-        rows.subarray(k * this.microBatch, (k + 1) * this.microBatch),
-        this.data.train,
-        T,
-      );
-      const pairs = buildPairBatch(tokens, this.microBatch, T, this.sampler, {
-        pairBatchSize: d.pair_batch_size,
-        gradientAccumSteps: accum,
-      });
-      const ops = await this.model.planMicroStep(enc, head, tokens, trainingPairList(pairs));
-      const last = k === accum - 1;
-      if (last) this.opt.setStep(lr, step + 1);
-      await run(this.gpu, [...(k === 0 ? this.#zero : []), ...ops, ...(last ? this.opt.ops : [])]);
-      if (readLoss || accum > 1) loss += await head.readLoss();
+  protected override extraMetadata(): Record<string, string> {
+    return { pair_sampler: JSON.stringify(this.sampler.getState()) };
+  }
+
+  protected override restoreMetadata(metadata: Record<string, string>): void {
+    if (metadata.pair_sampler) {
+      this.sampler.setState(JSON.parse(metadata.pair_sampler) as PairSamplerState);
     }
-    return { loss: readLoss ? loss : null, epoch, lr };
   }
 
   /** Validation: pair loss, evaluation losses and (star graphs) greedy path accuracy. */
@@ -196,36 +151,5 @@ export class BstRun implements TrainRun {
       rows,
       (p, n, len, steps) => greedyDecode(this.model, p, n, len, steps),
     );
-  }
-
-  /** Checkpoint tensors and metadata for `step` steps taken. */
-  async checkpoint(
-    step: number,
-  ): Promise<{ tensors: Map<string, SafeTensor>; metadata: Record<string, string> }> {
-    return {
-      tensors: await checkpointTensors(this.model, this.opt),
-      metadata: {
-        model: "bst",
-        config: JSON.stringify(storedConfig(this.config)),
-        step: String(step),
-        pair_sampler: JSON.stringify(this.sampler.getState()),
-      },
-    };
-  }
-
-  /** Restores model, optimizer moments and sampler state from a checkpoint. */
-  async restore(path: string): Promise<number> {
-    const file = await restoreModelAndOptimizer(path, this.model, this.opt);
-    if (file.metadata.pair_sampler) {
-      this.sampler.setState(JSON.parse(file.metadata.pair_sampler) as PairSamplerState);
-    }
-    return checkpointStep(path, file.metadata);
-  }
-
-  /** Loads the model weights of a checkpoint; returns its step (null if not recorded). */
-  async loadWeights(path: string): Promise<number | null> {
-    const file = await loadCheckpoint(path);
-    this.model.loadSafetensors(file.tensors, path, (n) => n.startsWith("optimizer."));
-    return file.metadata.step === undefined ? null : checkpointStep(path, file.metadata);
   }
 }

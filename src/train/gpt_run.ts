@@ -10,37 +10,18 @@ import type { Gpu } from "../gpu/device.ts";
 import { run } from "../gpu/kernel.ts";
 import { readTensor } from "../gpu/tensor.ts";
 import { GPT } from "../models/gpt.ts";
-import { loadCheckpoint } from "./checkpoints.ts";
-import { AdamW } from "./optimizer.ts";
-import type { SafeTensor } from "./safetensors.ts";
 import {
-  checkpointStep,
-  checkpointTensors,
-  microBatchSize,
+  createAdamW,
+  FlatRun,
   pathAccuracy,
-  restoreModelAndOptimizer,
-  scheduledLr,
-  stepRows,
-  storedConfig,
   type TrainData,
-  type TrainRun,
   valBatchCount,
   type ValMetrics,
 } from "./run.ts";
 
 /** The GPT, its optimizer and the run's data. */
-export class GptRun implements TrainRun {
-  readonly microBatch: number;
-
-  private constructor(
-    readonly gpu: Gpu,
-    readonly config: Config,
-    readonly data: TrainData,
-    readonly model: GPT,
-    readonly opt: AdamW,
-  ) {
-    this.microBatch = microBatchSize(config);
-  }
+export class GptRun extends FlatRun<GPT> {
+  protected readonly kind = "gpt";
 
   /** Creates the GPT (seeded) and AdamW for a config and its data. */
   static async create(gpu: Gpu, config: Config, data: TrainData): Promise<GptRun> {
@@ -64,40 +45,17 @@ export class GptRun implements TrainRun {
       mode: "next_token",
       fimTokenId: -1,
     }, { seed: config.seed });
-    const o = config.optimizer;
-    const opt = await AdamW.create(model, {
-      beta1: o.beta1,
-      beta2: o.beta2,
-      weightDecay: o.weight_decay,
-      gradClip: o.grad_clip,
-    });
-    return new GptRun(gpu, config, data, model, opt);
+    return new GptRun(gpu, config, data, model, await createAdamW(model, config));
   }
 
-  async step(step: number, readLoss: boolean) {
-    const d = this.config.data;
-    const T = this.data.seqLen;
-    const { rows, epoch } = stepRows(
-      this.data.train.length / T,
-      d.effective_batch_size,
-      this.config.seed,
-      step,
+  protected async microStep(tokens: Int32Array, accum: number) {
+    const { plan, ops } = await this.model.planMicroStep(
+      tokens,
+      this.microBatch,
+      this.data.seqLen,
+      accum,
     );
-    const lr = scheduledLr(this.config, step);
-    const zero = await this.model.planZeroGrads();
-    const accum = d.gradient_accum_steps;
-    let loss = 0;
-    for (let k = 0; k < accum; k++) {
-      const part = rows.subarray(k * this.microBatch, (k + 1) * this.microBatch);
-      const tokens = new Int32Array(part.length * T);
-      part.forEach((r, i) => tokens.set(this.data.train.subarray(r * T, (r + 1) * T), i * T));
-      const { plan, ops } = await this.model.planMicroStep(tokens, this.microBatch, T, accum);
-      const last = k === accum - 1;
-      if (last) this.opt.setStep(lr, step + 1);
-      await run(this.gpu, [...(k === 0 ? zero : []), ...ops, ...(last ? this.opt.ops : [])]);
-      if (readLoss || accum > 1) loss += (await readTensor(this.gpu, plan.lossOut))[0];
-    }
-    return { loss: readLoss ? loss : null, epoch, lr };
+    return { ops, loss: async () => (await readTensor(this.gpu, plan.lossOut))[0] };
   }
 
   async validate(): Promise<ValMetrics> {
@@ -154,29 +112,5 @@ export class GptRun implements TrainRun {
       seq = grown;
     }
     return out;
-  }
-
-  async checkpoint(
-    step: number,
-  ): Promise<{ tensors: Map<string, SafeTensor>; metadata: Record<string, string> }> {
-    return {
-      tensors: await checkpointTensors(this.model, this.opt),
-      metadata: {
-        model: "gpt",
-        config: JSON.stringify(storedConfig(this.config)),
-        step: String(step),
-      },
-    };
-  }
-
-  async restore(path: string): Promise<number> {
-    const file = await restoreModelAndOptimizer(path, this.model, this.opt);
-    return checkpointStep(path, file.metadata);
-  }
-
-  async loadWeights(path: string): Promise<number | null> {
-    const file = await loadCheckpoint(path);
-    this.model.loadSafetensors(file.tensors, path, (n) => !n.startsWith("model."));
-    return file.metadata.step === undefined ? null : checkpointStep(path, file.metadata);
   }
 }

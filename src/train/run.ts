@@ -11,7 +11,9 @@ import type { FlatParams } from "../models/flat_params.ts";
 import { Xoshiro128 } from "../models/_rng.ts";
 import { loadCheckpoint } from "./checkpoints.ts";
 import { learningRate } from "./lr_schedule.ts";
-import type { AdamW } from "./optimizer.ts";
+import { AdamW } from "./optimizer.ts";
+import { type Op, run } from "../gpu/kernel.ts";
+import type { Gpu } from "../gpu/device.ts";
 import { fromFloat32, type SafeTensor, type SafetensorsFile, toFloat32 } from "./safetensors.ts";
 
 /** Token rows for training and validation, and what the model derives from them. */
@@ -230,4 +232,131 @@ export function valBatchCount(config: Config, nVal: number, batch: number): numb
     throw new Error(`The validation split has ${nVal} rows, fewer than one batch of ${batch}`);
   }
   return count;
+}
+
+/** AdamW with the config's `optimizer.*` settings over a model's flat buffers. */
+export function createAdamW(model: FlatParams, config: Config): Promise<AdamW> {
+  const o = config.optimizer;
+  return AdamW.create(model, {
+    beta1: o.beta1,
+    beta2: o.beta2,
+    weightDecay: o.weight_decay,
+    gradClip: o.grad_clip,
+  });
+}
+
+/** The rows `rows` of a (n, T) token table, as one (rows.length, T) batch. */
+export function gatherRows(rows: ArrayLike<number>, table: Int32Array, T: number): Int32Array {
+  const out = new Int32Array(rows.length * T);
+  for (let i = 0; i < rows.length; i++) {
+    out.set(table.subarray(rows[i] * T, (rows[i] + 1) * T), i * T);
+  }
+  return out;
+}
+
+/**
+ * What the BST and GPT runs share: the optimizer step over micro-batches, and checkpoint
+ * contents (model weights, AdamW moments, config, step, model kind).
+ */
+export abstract class FlatRun<M extends FlatParams> implements TrainRun {
+  /** Rows per micro-batch. */
+  readonly microBatch: number;
+  #zero?: Op[];
+
+  constructor(
+    readonly gpu: Gpu,
+    readonly config: Config,
+    readonly data: TrainData,
+    readonly model: M,
+    readonly opt: AdamW,
+  ) {
+    this.microBatch = microBatchSize(config);
+  }
+
+  /** The model kind written to checkpoint metadata. */
+  protected abstract readonly kind: "bst" | "gpt";
+
+  /**
+   * Ops of one training micro-batch of `tokens` (microBatch × T), with gradients scaled for
+   * `accum` micro-batches, and a reader of its loss.
+   */
+  protected abstract microStep(
+    tokens: Int32Array,
+    accum: number,
+  ): Promise<{ ops: Op[]; loss: () => Promise<number> }>;
+
+  abstract validate(): Promise<ValMetrics>;
+
+  /** Extra checkpoint metadata (e.g. the BST's pair-sampler state). */
+  protected extraMetadata(): Record<string, string> {
+    return {};
+  }
+
+  /** Restores what {@linkcode FlatRun.extraMetadata} saved. */
+  protected restoreMetadata(_metadata: Record<string, string>): void {}
+
+  /**
+   * One optimizer step (0-based `step`): zero gradients, each micro-batch's forward and
+   * backward, AdamW at the scheduled learning rate. The loss (summed over micro-batches) is
+   * read back only when `readLoss`.
+   */
+  async step(
+    step: number,
+    readLoss: boolean,
+  ): Promise<{ loss: number | null; epoch: number; lr: number }> {
+    const d = this.config.data;
+    const T = this.data.seqLen;
+    const { rows, epoch } = stepRows(
+      this.data.train.length / T,
+      d.effective_batch_size,
+      this.config.seed,
+      step,
+    );
+    this.#zero ??= await this.model.planZeroGrads();
+    const lr = scheduledLr(this.config, step);
+    const accum = d.gradient_accum_steps;
+    let loss = 0;
+    for (let k = 0; k < accum; k++) {
+      const part = rows.subarray(k * this.microBatch, (k + 1) * this.microBatch);
+      const micro = await this.microStep(gatherRows(part, this.data.train, T), accum);
+      const last = k === accum - 1;
+      if (last) this.opt.setStep(lr, step + 1);
+      await run(this.gpu, [
+        ...(k === 0 ? this.#zero : []),
+        ...micro.ops,
+        ...(last ? this.opt.ops : []),
+      ]);
+      if (readLoss || accum > 1) loss += await micro.loss();
+    }
+    return { loss: readLoss ? loss : null, epoch, lr };
+  }
+
+  /** Checkpoint tensors and metadata for `step` steps taken. */
+  async checkpoint(
+    step: number,
+  ): Promise<{ tensors: Map<string, SafeTensor>; metadata: Record<string, string> }> {
+    return {
+      tensors: await checkpointTensors(this.model, this.opt),
+      metadata: {
+        model: this.kind,
+        config: JSON.stringify(storedConfig(this.config)),
+        step: String(step),
+        ...this.extraMetadata(),
+      },
+    };
+  }
+
+  /** Restores weights, AdamW moments and extra state from a checkpoint; returns its step. */
+  async restore(path: string): Promise<number> {
+    const file = await restoreModelAndOptimizer(path, this.model, this.opt);
+    this.restoreMetadata(file.metadata);
+    return checkpointStep(path, file.metadata);
+  }
+
+  /** Loads the model weights of a checkpoint; returns its step (null if not recorded). */
+  async loadWeights(path: string): Promise<number | null> {
+    const file = await loadCheckpoint(path);
+    this.model.loadSafetensors(file.tensors, path);
+    return file.metadata.step === undefined ? null : checkpointStep(path, file.metadata);
+  }
 }
