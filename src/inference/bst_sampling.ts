@@ -19,7 +19,7 @@
  * @module
  */
 
-import type { SamplingMode } from "../config/schema.ts";
+import { CONFIG_KEYS, type SamplingMode } from "../config/schema.ts";
 import { run } from "../gpu/kernel.ts";
 import type { BST, PairHead, PairList } from "../models/bst.ts";
 import { StateSlots } from "../models/bst.ts";
@@ -27,15 +27,9 @@ import { StateSlots } from "../models/bst.ts";
 /** The six modes (the config's `trainer.sampling_mode` values). */
 export type { SamplingMode };
 
-/** Every mode name, in the reference's order. */
-export const SAMPLING_MODES: readonly SamplingMode[] = [
-  "AR",
-  "beam",
-  "goal_cond_plan",
-  "reverse_AR",
-  "reverse_beam",
-  "reverse_goal_cond_plan",
-];
+/** Every mode name, in the reference's order (the config schema's `trainer.sampling_mode`). */
+export const SAMPLING_MODES = CONFIG_KEYS["trainer.sampling_mode"]
+  .values as readonly SamplingMode[];
 
 /** One output record (the reference's `Generation`; one JSON object per line). */
 export interface Generation {
