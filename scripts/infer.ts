@@ -19,6 +19,7 @@ import { parseArgs } from "node:util";
 import { loadCheckpointConfig } from "../src/config/load.ts";
 import { getGpu } from "../src/gpu/device.ts";
 import { BstSampler, type Generation, SAMPLING_MODES } from "../src/inference/bst_sampling.ts";
+import { gptPromptAndGoal } from "../src/inference/greedy.ts";
 import type { SamplingMode } from "../src/config/schema.ts";
 import { loadCheckpoint } from "../src/train/checkpoints.ts";
 import { loadTrainData } from "../src/train/data.ts";
@@ -132,9 +133,14 @@ try {
     }
     const run = await GptRun.create(gpu, config, data);
     await run.loadWeights(path);
-    // The next-token GPT ignores the goal, as in the reference.
-    generate = async (prompt, _goal) => {
-      const full = [eos, ...prompt];
+    generate = async (prefix, suffix) => {
+      const { prompt: full, goal } = gptPromptAndGoal(
+        run.model.config.mode,
+        prefix,
+        suffix,
+        eos,
+        run.model.config.fimTokenId,
+      );
       const out = await run.decode(new Int32Array(full), 1, full.length, rolloutLen);
       const gen: number[] = [];
       for (const t of out) {
@@ -143,7 +149,7 @@ try {
       }
       return {
         prompt: decode(full),
-        goal: decode([eos]),
+        goal: decode(goal),
         sampling_method: "autoregressive_gpt",
         generated: decode(gen),
         score: null,

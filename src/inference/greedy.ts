@@ -73,3 +73,19 @@ export async function greedyDecode(
   }
   return out;
 }
+
+/**
+ * The GPT's prompt and goal as the reference's `generate_samples` builds them: next-token
+ * mode `[EOS, …prefix]` (the goal is ignored); FIM mode `[EOS, …suffix, <|fim|>, …prefix]`,
+ * so the model fills in the middle. The goal reported is `[EOS]` in both.
+ */
+export function gptPromptAndGoal(
+  mode: "next_token" | "fim",
+  prefix: readonly number[],
+  suffix: readonly number[],
+  eos: number,
+  fim: number,
+): { prompt: number[]; goal: number[] } {
+  const prompt = mode === "fim" ? [eos, ...suffix, fim, ...prefix] : [eos, ...prefix];
+  return { prompt, goal: [eos] };
+}

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { getGpu } from "../../src/gpu/device.ts";
 import { gptConformance } from "../../src/models/conformance.ts";
 import { fimLossMask, GPT, gptParamSpecs } from "../../src/models/gpt.ts";
+import { gptPromptAndGoal } from "../../src/inference/greedy.ts";
 import { parseSafetensors } from "../../src/train/safetensors.ts";
 
 async function fixture(name: string) {
@@ -68,4 +69,16 @@ Deno.test("GPT rejects a FIM config without a FIM token", async () => {
       }),
     /FIM mode needs a fim token id/,
   );
+});
+
+Deno.test("gptPromptAndGoal() lays out next-token and FIM prompts like the reference", () => {
+  const E = 9, F = 8;
+  assert.deepEqual(gptPromptAndGoal("next_token", [1, 2], [5, 6], E, F), {
+    prompt: [E, 1, 2],
+    goal: [E],
+  });
+  assert.deepEqual(gptPromptAndGoal("fim", [1, 2], [5, 6], E, F), {
+    prompt: [E, 5, 6, F, 1, 2],
+    goal: [E],
+  });
 });
