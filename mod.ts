@@ -58,3 +58,7 @@ export {
   type SamplingOptions,
 } from "./src/inference/bst_sampling.ts";
 export * from "./src/inference/greedy.ts";
+export * from "./src/data/split.ts";
+export * from "./src/data/stargraph.ts";
+export * from "./src/data/stargraph_generate.ts";
+export * from "./src/tokenizers/stargraph.ts";
