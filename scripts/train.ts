@@ -56,6 +56,13 @@ try {
   const result = await train(config, data);
   console.log(JSON.stringify(result));
 } catch (e) {
-  console.error(`error: ${(e as Error).message}`);
+  const message = (e as Error).message;
+  console.error(`error: ${message}`);
+  if (/exceeds the adapter's maxStorageBufferBindingSize/.test(message)) {
+    console.error(
+      "hint: a smaller micro-batch needs smaller buffers: raise data.gradient_accum_steps " +
+        "(effective_batch_size / gradient_accum_steps rows per micro-batch)",
+    );
+  }
   Deno.exit(1);
 }
