@@ -3,8 +3,9 @@
  * `{data_dir}/graph_{num_paths}_{path_length}_sample_{num_samples}.txt`, byte-identical to
  * microsoft/BST `data/stargraph/prepare.py` with the same flags and defaults.
  *
- * Permissions (`-P=prepare`): write `./data` only (for another `--data_dir`, run
- * `deno run --allow-write=DIR scripts/prepare_stargraph.ts --data_dir DIR`).
+ * Permissions (`-P=prepare`): write `./data` only, read `./src/data` (the generator's worker
+ * threads; without it one thread, same bytes). For another `--data_dir`, run
+ * `deno run --allow-read=src/data --allow-write=DIR scripts/prepare_stargraph.ts --data_dir DIR`.
  *
  * @module
  */
@@ -23,14 +24,17 @@ Generates star-graph path-finding data exactly as microsoft/BST's prepare.py doe
 
   --num_samples N   samples to generate (default 8000000)
   --num_paths N     paths from the source (default 5)
-  --path_length N   nodes on each path, source included (default 5)
+  --path_length N   nodes on each path, the source included (default 5)
   --max_nodes N     node ids 0..N-1 (default 50)
   --data_dir DIR    output directory (default data/stargraph)
   --quiet           no progress bar
   -h, --help        this text
 
 Writes DIR/graph_{num_paths}_{path_length}_sample_{num_samples}.txt (temporary file, then
-rename). A progress bar goes to stderr.`;
+rename) and prints its path on stdout; the progress bar goes to stderr. Needs
+num_paths*(path_length-1)+1 <= max_nodes. The task may write under ./data only; for
+another directory run
+  deno run --allow-read=src/data --allow-write=DIR scripts/prepare_stargraph.ts --data_dir DIR`;
 
 let values;
 try {
@@ -46,7 +50,9 @@ try {
     },
   }).values;
 } catch (e) {
-  console.error(`error: ${(e as Error).message}`);
+  // parseArgs explains some mistakes over several lines: keep the first, point to --help.
+  const first = (e as Error).message.split("\n")[0].replace(/\.$/, "");
+  console.error(`error: ${first} (see --help)`);
   Deno.exit(2);
 }
 if (values.help) {
@@ -75,7 +81,9 @@ try {
 const path = `${values.data_dir.replace(/\/+$/, "")}/${starGraphFileName(spec)}`;
 const started = performance.now();
 const enc = new TextEncoder();
+let drawn = false;
 const bar = (done: number) => {
+  drawn = true;
   const width = 40;
   const filled = Math.round((done / spec.numSamples) * width);
   const secs = (performance.now() - started) / 1000;
@@ -88,9 +96,9 @@ const bar = (done: number) => {
 try {
   await generateStarGraphFile({ ...spec, path, onProgress: values.quiet ? undefined : bar });
 } catch (e) {
-  if (!values.quiet) Deno.stderr.writeSync(enc.encode("\n"));
+  if (drawn) Deno.stderr.writeSync(enc.encode("\n"));
   console.error(`error: ${(e as Error).message}`);
   Deno.exit(1);
 }
-if (!values.quiet) Deno.stderr.writeSync(enc.encode("\n"));
+if (drawn) Deno.stderr.writeSync(enc.encode("\n"));
 console.log(path);

@@ -19,6 +19,14 @@ let base19650218: Int32Array | undefined;
 /**
  * The MT19937 core: 624 words of state and the tempered 32-bit output.
  *
+ * @example
+ * ```ts
+ * import { MT19937 } from "./mt19937.ts";
+ * const mt = new MT19937();
+ * mt.initGenrand(5489); // the reference implementation's default seed
+ * console.log(mt.nextUint32()); // 3499211612
+ * ```
+ *
  * The state is regenerated lazily: word k of a new block needs only words k, k+1 and k+397
  * of the old one, so the first 227 outputs after a re-seed cost 227 updates instead of 624.
  * The star-graph generator re-seeds for every sample and draws ~100 numbers, so this and the
@@ -113,8 +121,23 @@ export class MT19937 {
   }
 }
 
-/** The 32-bit words of |seed|, least significant first (CPython's `random.seed(int)` key). */
+/**
+ * The 32-bit words of |seed|, least significant first (CPython's `random.seed(int)` key).
+ *
+ * @param seed any integer (the sign is dropped, as CPython does).
+ * @returns the key for {@linkcode MT19937.initByArray}; `[0]` for 0.
+ *
+ * @example
+ * ```ts
+ * import { seedKey } from "./mt19937.ts";
+ * console.log(seedKey(2 ** 32 + 5)); // [5, 1]
+ * ```
+ */
 export function seedKey(seed: number | bigint): number[] {
+  if (typeof seed === "number" && !Number.isSafeInteger(seed)) {
+    throw new Error(`Seed must be a safe integer or a bigint, got ${seed}`);
+  }
+  if (typeof seed === "number" && Math.abs(seed) <= 0xffffffff) return [Math.abs(seed)];
   let a = BigInt(seed);
   if (a < 0n) a = -a;
   const key: number[] = [];
@@ -125,10 +148,22 @@ export function seedKey(seed: number | bigint): number[] {
   return key.length ? key : [0];
 }
 
-/** CPython's `random.Random` for the calls the reference's data scripts make. */
+/**
+ * CPython's `random.Random` for the calls the reference's data scripts make.
+ *
+ * @example
+ * ```ts
+ * import { PyRandom } from "./mt19937.ts";
+ * // Python: r = random.Random(3); l = list(range(10)); r.shuffle(l)
+ * const l = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9];
+ * new PyRandom(3).shuffle(l);
+ * console.log(l); // [1, 5, 6, 0, 9, 4, 7, 2, 8, 3]
+ * ```
+ */
 export class PyRandom {
   readonly #mt = new MT19937();
 
+  /** A generator seeded as `random.Random(seed)`. */
   constructor(seed: number | bigint = 0) {
     this.seed(seed);
   }
@@ -146,6 +181,14 @@ export class PyRandom {
 
   /** `_randbelow(n)` for 1 ≤ n < 2³²: uniform in [0, n) by rejection. */
   randbelow(n: number): number {
+    if (!(Number.isInteger(n) && n >= 1 && n <= 0xffffffff)) {
+      throw new Error(`randbelow(${n}) supports 1..2^32-1 only`);
+    }
+    return this.#below(n);
+  }
+
+  /** `_randbelow(n)` without the argument check (the shuffle's hot path). */
+  #below(n: number): number {
     const shift = Math.clz32(n); // 32 − n.bit_length(): getrandbits(k) is the top k bits
     let r = this.#mt.nextUint32() >>> shift;
     while (r >= n) r = this.#mt.nextUint32() >>> shift;
@@ -155,7 +198,7 @@ export class PyRandom {
   /** `random.shuffle(x)` in place. */
   shuffle<T>(x: T[] | Int32Array): void {
     for (let i = x.length - 1; i > 0; i--) {
-      const j = this.randbelow(i + 1);
+      const j = this.#below(i + 1);
       const t = x[i];
       x[i] = x[j];
       x[j] = t;
@@ -164,16 +207,35 @@ export class PyRandom {
 }
 
 /**
- * numpy's `RandomState(seed).permutation(n)` (legacy seeding: init_genrand(seed); shuffle
- * from the end with `random_interval`, masked rejection on 32-bit draws).
+ * numpy's `RandomState(seed).permutation(n)`: an integer seed is numpy's legacy seeding
+ * (`init_genrand(seed)`), an array of 32-bit words is `init_by_array` (what
+ * `RandomState([a, b])` does); then Fisher–Yates from the end with `random_interval`
+ * (masked rejection on 32-bit draws).
+ *
+ * @param n length of the permutation of 0..n−1.
+ * @param seed an integer in [0, 2³²) or a non-empty array of them.
+ * @returns the permutation.
+ *
+ * @example
+ * ```ts
+ * import { numpyPermutation } from "./mt19937.ts";
+ * // Python: numpy.random.RandomState(42).permutation(20)[:4]
+ * console.log([...numpyPermutation(20, 42).subarray(0, 4)]); // [0, 17, 15, 1]
+ * ```
  */
-export function numpyPermutation(n: number, seed: number): Int32Array {
-  if (!Number.isInteger(seed) || seed < 0 || seed > 0xffffffff) {
-    throw new Error(`Seed must be an integer in [0, 2^32), got ${seed}`);
+export function numpyPermutation(n: number, seed: number | readonly number[]): Int32Array {
+  const words = typeof seed === "number" ? [seed] : seed;
+  if (
+    words.length === 0 || !words.every((w) => Number.isInteger(w) && w >= 0 && w <= 0xffffffff)
+  ) {
+    throw new Error(`Seed must be an integer in [0, 2^32) or an array of them, got ${seed}`);
   }
-  if (n > 0xffffffff) throw new Error(`Permutation size ${n} is too large`);
+  if (!Number.isInteger(n) || n < 0 || n > 0x7fffffff) {
+    throw new Error(`Permutation size must be an integer in [0, 2^31), got ${n}`);
+  }
   const mt = new MT19937();
-  mt.initGenrand(seed);
+  if (typeof seed === "number") mt.initGenrand(seed);
+  else mt.initByArray(words);
   const out = new Int32Array(n);
   for (let i = 0; i < n; i++) out[i] = i;
   for (let i = n - 1; i > 0; i--) {

@@ -11,13 +11,33 @@ import { PyRandom } from "./mt19937.ts";
 
 /** Arguments of the generator (the reference's flags). */
 export interface StarGraphSpec {
+  /** `--num_samples`: lines to write; sample x is drawn after `random.seed(x)`. */
   numSamples: number;
+  /** `--num_paths`: paths leaving the source. */
   numPaths: number;
+  /** `--path_length`: nodes on each path, the source included. */
   pathLength: number;
+  /** `--max_nodes`: node ids are 0..maxNodes−1. */
   maxNodes: number;
 }
 
-/** Checks the arguments and throws one line naming the first impossible one. */
+/**
+ * Checks the arguments and throws one line naming the first impossible one: every number
+ * must be a positive integer, and the graph's num_paths·(path_length−1)+1 nodes must fit in
+ * max_nodes. (A path length of 1 is allowed, as in the reference: `/s,s=s`. Zero samples
+ * are refused: the reference would write an empty file, which no dataset accepts.)
+ *
+ * @example
+ * ```ts
+ * import { validateStarGraphSpec } from "./stargraph_generate.ts";
+ * validateStarGraphSpec({ numSamples: 10, numPaths: 5, pathLength: 5, maxNodes: 50 }); // ok
+ * try {
+ *   validateStarGraphSpec({ numSamples: 10, numPaths: 13, pathLength: 5, maxNodes: 50 });
+ * } catch (e) {
+ *   console.log((e as Error).message); // "A star graph with 13 paths … needs … 53 nodes, …"
+ * }
+ * ```
+ */
 export function validateStarGraphSpec(s: StarGraphSpec): void {
   const flags: [string, number][] = [
     ["num_samples", s.numSamples],
@@ -30,7 +50,6 @@ export function validateStarGraphSpec(s: StarGraphSpec): void {
       throw new Error(`${k} must be a positive integer, got ${v}`);
     }
   }
-  if (s.pathLength < 2) throw new Error(`path_length must be at least 2, got ${s.pathLength}`);
   const needed = s.numPaths * (s.pathLength - 1) + 1;
   if (needed > s.maxNodes) {
     throw new Error(
@@ -40,14 +59,33 @@ export function validateStarGraphSpec(s: StarGraphSpec): void {
   }
 }
 
-/** The file name the reference writes: `graph_{paths}_{length}_sample_{n}.txt`. */
+/**
+ * The file name the reference writes: `graph_{paths}_{length}_sample_{n}.txt`.
+ *
+ * @example
+ * ```ts
+ * import { starGraphFileName } from "./stargraph_generate.ts";
+ * console.log(starGraphFileName({ numPaths: 5, pathLength: 5, numSamples: 8000000 }));
+ * // graph_5_5_sample_8000000.txt
+ * ```
+ */
 export function starGraphFileName(
   s: Pick<StarGraphSpec, "numPaths" | "pathLength" | "numSamples">,
-) {
+): string {
   return `graph_${s.numPaths}_${s.pathLength}_sample_${s.numSamples}.txt`;
 }
 
-/** Reads `graph_{paths}_{length}_sample_{n}.txt` back into its numbers (null otherwise). */
+/**
+ * Reads `graph_{paths}_{length}_sample_{n}.txt` (any directory) back into its numbers; null
+ * for any other name.
+ *
+ * @example
+ * ```ts
+ * import { parseStarGraphFileName } from "./stargraph_generate.ts";
+ * console.log(parseStarGraphFileName("data/stargraph/graph_2_5_sample_20.txt"));
+ * // { numPaths: 2, pathLength: 5, numSamples: 20 }
+ * ```
+ */
 export function parseStarGraphFileName(
   path: string,
 ): Pick<StarGraphSpec, "numPaths" | "pathLength" | "numSamples"> | null {
@@ -56,7 +94,17 @@ export function parseStarGraphFileName(
   return { numPaths: Number(m[1]), pathLength: Number(m[2]), numSamples: Number(m[3]) };
 }
 
-/** Reusable buffers of {@linkcode starGraphLine} (one per generator). */
+/**
+ * Reusable buffers of {@linkcode starGraphLine} and {@linkcode writeStarGraphLine} (one per
+ * generator, so the hot loop allocates nothing).
+ *
+ * @example
+ * ```ts
+ * import { StarGraphScratch } from "./stargraph_generate.ts";
+ * const scratch = new StarGraphScratch({ numSamples: 1, numPaths: 2, pathLength: 5, maxNodes: 50 });
+ * console.log(scratch.from.length); // 8 edges
+ * ```
+ */
 export class StarGraphScratch {
   readonly nodes: Int32Array;
   readonly from: Int32Array;
@@ -68,7 +116,9 @@ export class StarGraphScratch {
   /** ASCII bytes of the same names. */
   readonly nameBytes: Uint8Array[];
 
+  /** Buffers for samples of `spec` (the spec is checked first). */
   constructor(readonly spec: StarGraphSpec) {
+    validateStarGraphSpec(spec);
     const edges = spec.numPaths * (spec.pathLength - 1);
     this.nodes = new Int32Array(spec.maxNodes);
     this.from = new Int32Array(edges);
@@ -114,12 +164,24 @@ function drawSample(x: number, s: StarGraphSpec, rng: PyRandom, scratch: StarGra
 /**
  * One sample's line (without the newline), exactly as the reference writes it:
  * `a,b|c,d|…/source,goal=source,…,goal`.
+ *
+ * @param x the sample index (the reference's `random.seed(x)`).
+ * @param s the generator's arguments.
+ * @param rng a generator to reuse (re-seeded here).
+ * @param scratch buffers to reuse, made for `s`.
+ *
+ * @example
+ * ```ts
+ * import { starGraphLine } from "./stargraph_generate.ts";
+ * const spec = { numSamples: 1, numPaths: 2, pathLength: 5, maxNodes: 50 };
+ * console.log(starGraphLine(0, spec)); // the first line of graph_2_5_sample_N.txt
+ * ```
  */
 export function starGraphLine(
   x: number,
   s: StarGraphSpec,
-  rng = new PyRandom(),
-  scratch = new StarGraphScratch(s),
+  rng: PyRandom = new PyRandom(),
+  scratch: StarGraphScratch = new StarGraphScratch(s),
 ): string {
   const e = drawSample(x, s, rng, scratch);
   const { from, to, order, path, names } = scratch;
@@ -144,7 +206,18 @@ function maxLineBytes(s: StarGraphSpec): number {
 
 /**
  * Writes sample x's line and a newline as ASCII into `out` at `pos` (no strings: the hot
- * path of the generator); returns the position after the newline.
+ * path of the generator); returns the position after the newline. `out` must have room for
+ * the longest possible line.
+ *
+ * @example
+ * ```ts
+ * import { PyRandom } from "./mt19937.ts";
+ * import { StarGraphScratch, writeStarGraphLine } from "./stargraph_generate.ts";
+ * const spec = { numSamples: 1, numPaths: 2, pathLength: 5, maxNodes: 50 };
+ * const out = new Uint8Array(256);
+ * const end = writeStarGraphLine(0, spec, new PyRandom(), new StarGraphScratch(spec), out, 0);
+ * console.log(new TextDecoder().decode(out.subarray(0, end)));
+ * ```
  */
 export function writeStarGraphLine(
   x: number,
@@ -179,13 +252,24 @@ export function writeStarGraphLine(
   return pos;
 }
 
-/** The bytes of samples [start, end): their lines, each ending in a newline. */
+/**
+ * The bytes of samples [start, end): their lines, each ending in a newline — the slice of the
+ * reference's file for those samples.
+ *
+ * @example
+ * ```ts
+ * import { starGraphBytes } from "./stargraph_generate.ts";
+ * const spec = { numSamples: 20, numPaths: 2, pathLength: 5, maxNodes: 50 };
+ * const bytes = starGraphBytes(spec, 0, 20); // all of graph_2_5_sample_20.txt
+ * console.log(bytes.length); // 1280
+ * ```
+ */
 export function starGraphBytes(
   s: StarGraphSpec,
   start: number,
   end: number,
-  rng = new PyRandom(),
-  scratch = new StarGraphScratch(s),
+  rng: PyRandom = new PyRandom(),
+  scratch: StarGraphScratch = new StarGraphScratch(s),
 ): Uint8Array {
   const out = new Uint8Array((end - start) * maxLineBytes(s));
   let pos = 0;
@@ -295,15 +379,38 @@ async function* sampleChunks(
 }
 
 /**
- * Writes the reference's star-graph file. The file appears only when complete (temporary
- * file + rename); on failure the temporary file is removed.
+ * Writes the reference's star-graph file, streaming chunks of samples in order. The file
+ * appears only when complete (temporary file `{path}.tmp-{pid}` + rename); on failure the
+ * temporary file is removed.
+ *
+ * Requires write access to the file's directory (created if missing), and read access to
+ * this module's directory for the worker threads (without it: one thread, same bytes).
+ *
+ * @throws One line naming the file when it cannot be written, or the impossible argument.
+ *
+ * @example
+ * ```ts ignore
+ * import { generateStarGraphFile } from "./stargraph_generate.ts";
+ * await generateStarGraphFile({
+ *   numSamples: 5000, numPaths: 2, pathLength: 5, maxNodes: 50,
+ *   path: "data/stargraph/graph_2_5_sample_5000.txt",
+ *   onProgress: (done) => console.error(done),
+ * });
+ * ```
  */
 export async function generateStarGraphFile(o: GenerateOptions): Promise<void> {
   validateStarGraphSpec(o);
-  const dir = o.path.includes("/") ? o.path.slice(0, o.path.lastIndexOf("/")) : ".";
-  await Deno.mkdir(dir, { recursive: true });
+  const dir = o.path.includes("/") ? o.path.slice(0, o.path.lastIndexOf("/")) || "/" : ".";
   const tmp = `${o.path}.tmp-${Deno.pid}`;
-  const file = await Deno.open(tmp, { write: true, create: true, truncate: true });
+  const fail = (e: unknown): Error =>
+    new Error(`Cannot write star-graph file "${o.path}": ${(e as Error).message}`, { cause: e });
+  let file: Deno.FsFile;
+  try {
+    await Deno.mkdir(dir, { recursive: true });
+    file = await Deno.open(tmp, { write: true, create: true, truncate: true });
+  } catch (e) {
+    throw fail(e);
+  }
   try {
     const spec: StarGraphSpec = {
       numSamples: o.numSamples,
@@ -323,8 +430,6 @@ export async function generateStarGraphFile(o: GenerateOptions): Promise<void> {
       file.close();
     } catch { /* already closed */ }
     await Deno.remove(tmp).catch(() => {});
-    throw new Error(`Cannot write star-graph file "${o.path}": ${(e as Error).message}`, {
-      cause: e,
-    });
+    throw fail(e);
   }
 }

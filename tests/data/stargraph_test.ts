@@ -1,140 +1,178 @@
 import assert from "node:assert/strict";
-import { numpyPermutation, PyRandom } from "../../src/data/mt19937.ts";
-import { trainTestSplitIndices } from "../../src/data/split.ts";
-import { loadStarGraph, parseStarGraph } from "../../src/data/stargraph.ts";
+import { numpyPermutation } from "../../src/data/mt19937.ts";
 import {
-  generateStarGraphFile,
-  parseStarGraphFileName,
-  starGraphLine,
-  validateStarGraphSpec,
-} from "../../src/data/stargraph_generate.ts";
-import { StarGraphTokenizer } from "../../src/tokenizers/stargraph.ts";
+  loadStarGraph,
+  parseStarGraph,
+  StarGraphBatches,
+  type StarGraphDataset,
+  starGraphModelSizes,
+  trainBatchRows,
+} from "../../src/data/stargraph.ts";
+import { trainTestSplitIndices } from "../../src/data/split.ts";
 
-const fixtureUrl = new URL("../fixtures/graph_2_5_sample_20.txt", import.meta.url);
+const fixturePath = new URL("../fixtures/graph_2_5_sample_20.txt", import.meta.url).pathname;
 
-async function sha256(bytes: Uint8Array): Promise<string> {
-  const d = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes as BufferSource));
-  return [...d].map((b) => b.toString(16).padStart(2, "0")).join("");
+/** A file under a fresh temp dir with `text`; removes the dir after `fn`. */
+async function withFile(text: string, fn: (path: string) => Promise<void>): Promise<void> {
+  const dir = await Deno.makeTempDir({ prefix: "bst_stargraph_" });
+  try {
+    const path = `${dir}/graph.txt`;
+    await Deno.writeTextFile(path, text);
+    await fn(path);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 }
 
-Deno.test("PyRandom matches CPython's random for seeds, getrandbits, _randbelow, shuffle", () => {
-  // Values printed by CPython 3.11: random.Random(0).getrandbits(32) × 3, and so on.
-  const r = new PyRandom(0);
-  assert.deepEqual([r.getrandbits(32), r.getrandbits(32), r.getrandbits(32)], [
-    3626764237,
-    1654615998,
-    3255389356,
-  ]);
-  const big = new PyRandom(12345678901234); // two 32-bit key words
-  assert.deepEqual([big.getrandbits(32), big.randbelow(50)], [107551873, 35]);
-  const l = Array.from({ length: 10 }, (_, i) => i);
-  new PyRandom(3).shuffle(l);
-  assert.deepEqual(l, [1, 5, 6, 0, 9, 4, 7, 2, 8, 3]);
-});
-
-Deno.test("the generator reproduces the reference's 20-sample file byte for byte", async () => {
-  const want = await Deno.readTextFile(fixtureUrl);
-  const spec = { numSamples: 20, numPaths: 2, pathLength: 5, maxNodes: 50 };
-  const lines = Array.from({ length: 20 }, (_, x) => starGraphLine(x, spec) + "\n").join("");
-  assert.equal(lines, want);
-});
-
-Deno.test("generateStarGraphFile() matches the reference's sha256 for 5000 samples", async () => {
-  const dir = await Deno.makeTempDir();
-  const path = `${dir}/graph_2_5_sample_5000.txt`;
-  let last = 0;
-  await generateStarGraphFile({
-    numSamples: 5000,
-    numPaths: 2,
-    pathLength: 5,
-    maxNodes: 50,
-    path,
-    onProgress: (n) => (last = n),
-  });
-  assert.equal(last, 5000);
-  assert.equal(
-    await sha256(await Deno.readFile(path)),
-    "60a711d41001d6cbb9f0f1af6a784229d0cc5656969088a82ae63c6e8f3eb2ec",
-  );
-  assert.deepEqual([...Deno.readDirSync(dir)].map((e) => e.name), ["graph_2_5_sample_5000.txt"]);
-  await Deno.remove(dir, { recursive: true });
-});
-
-Deno.test("validateStarGraphSpec() rejects impossible arguments with one line", () => {
-  assert.throws(
-    () => validateStarGraphSpec({ numSamples: 1, numPaths: 13, pathLength: 5, maxNodes: 50 }),
-    /needs num_paths\*\(path_length-1\)\+1 = 53 nodes, more than max_nodes 50/,
-  );
-  assert.throws(
-    () => validateStarGraphSpec({ numSamples: 0, numPaths: 2, pathLength: 5, maxNodes: 50 }),
-    /num_samples must be a positive integer, got 0/,
-  );
-  assert.deepEqual(parseStarGraphFileName("data/x/graph_5_5_sample_8000000.txt"), {
-    numPaths: 5,
-    pathLength: 5,
-    numSamples: 8000000,
-  });
-  assert.equal(parseStarGraphFileName("data/graph.txt"), null);
-});
-
-Deno.test("trainTestSplitIndices() reproduces numpy's RandomState(42).permutation", async () => {
-  const s20 = trainTestSplitIndices(20);
-  assert.deepEqual([...s20.test], [0, 17]);
-  assert.deepEqual([...s20.train].slice(0, 10), [15, 1, 8, 5, 11, 3, 18, 16, 13, 2]);
-  const p20 = numpyPermutation(20, 42);
-  assert.equal(
-    await sha256(new Uint8Array(p20.buffer)),
-    "88f974ef8d853bea595311d2cf52bbdf5dc2b3b2062788827a8283a32c7c4a14",
-  );
-  const p5000 = numpyPermutation(5000, 42);
-  assert.deepEqual(
-    [...p5000.subarray(0, 12)],
-    [1501, 2586, 2653, 1055, 705, 106, 589, 2468, 2413, 1600, 2464, 228],
-  );
-  assert.equal(
-    await sha256(new Uint8Array(p5000.buffer)),
-    "426828d064257038bfda6aca8b396f1dc248d97aa8c8208d3a9ee715ff4d62c9",
-  );
-  const s5000 = trainTestSplitIndices(5000);
-  assert.equal(s5000.test.length, 500);
-  assert.deepEqual(s5000.train[0], p5000[500]);
-});
-
-Deno.test("StarGraphTokenizer encodes, appends EOS and decodes like the reference", () => {
-  const tok = new StarGraphTokenizer(50);
-  const line = "12,15|13,1/12,8=12,13,1,8";
-  const ids = tok.tokenize(line);
-  assert.deepEqual(ids, [12, 15, 50, 13, 1, 52, 12, 8, 51, 12, 13, 1, 8, 54]);
-  assert.equal(tok.vocabSize, 56);
-  assert.equal(tok.decode(ids), line);
-  assert.throws(() => tok.encode("1,2#3", "x"), /x: unknown symbol "#" at column 4/);
-  assert.throws(() => tok.encode("1,50", "x"), /x: node id 50 is not below max_nodes 50/);
-});
-
-Deno.test("loadStarGraph() derives block size, context length and vocab like update_config", async () => {
-  const ds = await loadStarGraph(fixtureUrl.pathname, 50);
+Deno.test("loadStarGraph() derives vocab, block size and context length like update_config", async () => {
+  const ds = await loadStarGraph(fixturePath, 50);
   assert.equal(ds.rows, 20);
-  assert.equal(ds.blockSize, 33); // G(2,5): 26 prefix tokens, "=", 5 path tokens, EOS
-  assert.equal(ds.contextLength, 26);
-  assert.equal(ds.vocabSize, 56);
-  assert.equal(ds.tokens[32], ds.eosTokenId);
-  assert.equal(ds.tokens[26], 51); // "=" at the context length
+  // G(2,5): 8 edges = 16 nodes + 7 "|", "/", source, goal, "=", 5 path nodes, EOS
+  assert.deepEqual(starGraphModelSizes(ds), { vocab_size: 56, context_length: 26, block_size: 33 });
+  assert.equal(ds.eosTokenId, 54);
+  const lines = (await Deno.readTextFile(fixturePath)).trimEnd().split("\n");
+  for (let r = 0; r < ds.rows; r++) {
+    const row = ds.tokens.subarray(r * 33, (r + 1) * 33);
+    assert.equal(row[26], 51, `"=" at the context length in row ${r}`);
+    assert.equal(row[32], 54, `EOS last in row ${r}`);
+    assert.deepEqual([...row], ds.tokenizer.tokenize(lines[r]));
+    assert.equal(ds.tokenizer.decode(row), lines[r]);
+  }
 });
 
-Deno.test("malformed star-graph files give one-line errors with the line number", async () => {
+Deno.test("loadStarGraph() gives the same rows for any chunk size (lines across chunks)", async () => {
+  const whole = await loadStarGraph(fixturePath, 50);
+  for (const chunkBytes of [1, 7, 64, 1000]) {
+    const ds = await loadStarGraph(fixturePath, 50, { chunkBytes });
+    assert.deepEqual(ds.tokens, whole.tokens, `chunkBytes ${chunkBytes}`);
+  }
+  const bytes = await Deno.readFile(fixturePath);
+  assert.deepEqual(parseStarGraph(bytes, 50, "bytes").tokens, whole.tokens);
+});
+
+Deno.test("parseStarGraph() strips whitespace and reads a last line without a newline", () => {
+  const ds = parseStarGraph(" 1,2|1,3/1,2=1,2\r\n4,5|4,6/4,6=4,6\t", 10, "x");
+  assert.equal(ds.rows, 2);
+  assert.deepEqual([...ds.tokens.subarray(12)], [4, 5, 10, 4, 6, 12, 4, 6, 11, 4, 6, 14]);
+});
+
+Deno.test("malformed star-graph data gives one-line errors naming the file and line", async () => {
   const ok = "1,2|1,3/1,2=1,2";
-  assert.throws(
-    () => parseStarGraph(`${ok}\n1,2|1,3/1,2=1,2,3\n`, 50, "f.txt"),
-    /^Error: "f\.txt" line 2: 13 tokens, but line 1 has 12$/,
+  const cases: [string, string][] = [
+    [`${ok}\n1,2|1,3/1,2=1,2,3\n`, `line 2 has 13 tokens with EOS, but line 1 has 12`],
+    [`${ok}\n${ok}\n1,2|1,x/1,2=1,2\n`, `line 3: unknown symbol "x" at column 7`],
+    [`${ok}\n1,2|1,49/1,2=1,2\n`, `line 2: node id 49 at column 7 is not below max_nodes 10`],
+    [`${ok}\n1,2|1,03/1,2=1,2\n`, `line 2: node id 03 at column 7 has a leading zero`],
+    [`${ok}\n\n${ok}\n`, `line 2 is empty`],
+    [`${ok}\n${ok}\n\n`, `line 3 is empty`],
+    [`1,2|1,3/1,2,1,2\n`, `line 1 has no "=" between the graph and the path`],
+    [`${ok}\n1,2|1,3/1=2,1,2\n`, `line 2 has no "=" at token 9, where line 1 has it`],
+    ["", "is empty"],
+    ["  \n", "line 1 is empty"],
+  ];
+  for (const [text, why] of cases) {
+    const msg = `Star-graph data file "f.txt" ${why}`;
+    assert.throws(() => parseStarGraph(text, 10, "f.txt"), (e: Error) => e.message === msg);
+    await withFile(text, async (path) => {
+      await assert.rejects(
+        () => loadStarGraph(path, 10, { chunkBytes: 5 }),
+        (e: Error) => e.message === msg.replace('"f.txt"', `"${path}"`),
+      );
+    });
+  }
+});
+
+Deno.test("loadStarGraph() names a missing file or a directory", async () => {
+  await assert.rejects(
+    () => loadStarGraph("/nonexistent/graph.txt", 50),
+    (e: Error) => e.message === `Star-graph data file "/nonexistent/graph.txt" not found`,
   );
-  assert.throws(
-    () => parseStarGraph(`${ok}\n${ok}\n1,2|1,x/1,2=1,2\n`, 50, "f.txt"),
-    /"f\.txt" line 3: unknown symbol "x"/,
+  const dir = await Deno.makeTempDir({ prefix: "bst_stargraph_" });
+  try {
+    await assert.rejects(() => loadStarGraph(dir, 50), new RegExp(`"${dir}" is a directory`));
+  } finally {
+    await Deno.remove(dir);
+  }
+});
+
+/** n one-token-per-node lines "i,i+1/i,i+1=i,i+1": row r starts with token r. */
+function numbered(n: number): StarGraphDataset {
+  const lines = Array.from({ length: n }, (_, i) => `${i},${i + 1}/${i},${i + 1}=${i},${i + 1}`);
+  return parseStarGraph(lines.join("\n") + "\n", n + 1, "numbered");
+}
+
+/** First token of each row of a batch: the dataset row index (see numbered()). */
+function rowIds(b: { tokens: Int32Array; rows: number }, T: number): number[] {
+  return Array.from({ length: b.rows }, (_, i) => b.tokens[i * T]);
+}
+
+Deno.test("StarGraphBatches splits as the reference and covers each epoch once, in a fresh order", () => {
+  const ds = numbered(20);
+  const T = ds.blockSize;
+  const b = new StarGraphBatches(ds, { batchSize: 4, seed: 1337 });
+  const split = trainTestSplitIndices(20);
+  assert.deepEqual(b.trainIndices, split.train);
+  assert.deepEqual(b.valIndices, split.test);
+  assert.equal(b.batchesPerEpoch, 4); // 18 rows: 4 batches of 4, 2 rows dropped
+  const epoch0 = [0, 1, 2, 3].flatMap((s) => rowIds(b.trainBatch(s), T));
+  const epoch1 = [4, 5, 6, 7].flatMap((s) => rowIds(b.trainBatch(s), T));
+  assert.equal(new Set(epoch0).size, 16);
+  assert.ok(epoch0.every((r) => split.train.includes(r)));
+  assert.notDeepEqual(epoch0, epoch1);
+  // Epoch e's order is numpy.random.RandomState([seed, e]).permutation(n_train).
+  const perm0 = numpyPermutation(18, [1337, 0]);
+  assert.deepEqual(epoch0, [...perm0.subarray(0, 16)].map((p) => split.train[p]));
+  assert.equal(b.trainBatch(5).epoch, 1);
+  // A different seed, a different order; the same seed, the same order.
+  const other = new StarGraphBatches(ds, { batchSize: 4, seed: 1 });
+  assert.notDeepEqual(rowIds(other.trainBatch(0), T), rowIds(b.trainBatch(0), T));
+  assert.deepEqual(
+    rowIds(new StarGraphBatches(ds, { batchSize: 4, seed: 1337 }).trainBatch(0), T),
+    rowIds(b.trainBatch(0), T),
   );
+});
+
+Deno.test("StarGraphBatches.train(from) fast-forwards to the same batches as iterating", () => {
+  const ds = numbered(50);
+  const b = new StarGraphBatches(ds, { batchSize: 8, seed: 7 });
+  const it = b.train();
+  const first: Int32Array[] = [];
+  for (let i = 0; i < 13; i++) first.push(it.next().value!.tokens);
+  const resumed = b.train(9);
+  for (let s = 9; s < 13; s++) {
+    const batch = resumed.next().value!;
+    assert.equal(batch.index, s);
+    assert.deepEqual(batch.tokens, first[s]);
+  }
+  assert.deepEqual(b.trainBatch(11).tokens, first[11]);
+  const out = new Int32Array(8 * ds.blockSize);
+  assert.equal(b.trainBatch(3, out).tokens, out);
+  assert.deepEqual(out, first[3]);
+});
+
+Deno.test("StarGraphBatches validation batches are in split order, last partial one dropped", () => {
+  const ds = numbered(50); // 5 validation rows
+  const T = ds.blockSize;
+  const val = trainTestSplitIndices(50).test;
+  const b = new StarGraphBatches(ds, { batchSize: 2 });
+  assert.equal(b.valBatchCount, 2);
+  assert.deepEqual([...b.val()].flatMap((x) => rowIds(x, T)), [...val.subarray(0, 4)]);
+  assert.equal([...b.val(1)].length, 1);
+  const all = new StarGraphBatches(ds, { batchSize: 2, dropLastVal: false });
+  assert.equal(all.valBatchCount, 3);
+  assert.deepEqual([...all.val()].flatMap((x) => rowIds(x, T)), [...val]);
+  assert.throws(() => b.valBatch(2), /Validation batch 2 is out of range 0..1/);
+});
+
+Deno.test("trainBatchRows() rejects a batch larger than the split and bad seeds", () => {
   assert.throws(
-    () => parseStarGraph(`${ok}\n1,2|1,99/1,2=1,2\n`, 50, "f.txt"),
-    /"f\.txt" line 2: node id 99/,
+    () => trainBatchRows(3, 4, 1, 0),
+    /^Error: The training split has 3 rows, fewer than one batch of 4$/,
   );
-  assert.throws(() => parseStarGraph("", 50, "f.txt"), /"f\.txt" is empty/);
-  await assert.rejects(() => loadStarGraph("/nonexistent/graph.txt", 50), /not found/);
+  assert.throws(() => trainBatchRows(10, 4, -1, 0), /Data seed must be an integer in \[0, 2\^32\)/);
+  assert.throws(() => trainBatchRows(10, 0, 1, 0), /Batch size must be a positive integer/);
+  assert.throws(
+    () => new StarGraphBatches(numbered(20), { batchSize: 19 }),
+    /fewer than one batch/,
+  );
 });

@@ -30,8 +30,9 @@ Deno.test("prepare:stargraph writes the reference's file with write access to it
     dir,
   ]);
   assert.equal(r.code, 0, r.stderr);
-  assert.equal(r.stdout.trim(), `${dir}/graph_2_5_sample_20.txt`);
-  assert.match(r.stderr, /100\.0% 20\/20/);
+  // stdout: the path only; the progress bar goes to stderr.
+  assert.equal(r.stdout, `${dir}/graph_2_5_sample_20.txt\n`);
+  assert.match(r.stderr, /\|█+\| 100\.0% 20\/20/);
   assert.deepEqual(
     await Deno.readFile(`${dir}/graph_2_5_sample_20.txt`),
     await Deno.readFile(fixture),
@@ -52,9 +53,30 @@ Deno.test("prepare:stargraph --help lists the flags; bad arguments exit 2 with o
   assert.equal(bad.code, 2);
   assert.equal(bad.stderr.trim().split("\n").length, 1);
   assert.match(bad.stderr, /needs num_paths\*\(path_length-1\)\+1 = 81 nodes/);
-  const word = await prepare(dir, ["--num_samples", "many", "--data_dir", dir]);
-  assert.equal(word.code, 2);
-  assert.match(word.stderr, /--num_samples must be a positive integer, got "many"/);
+  const bad2 = [
+    [["--num_samples", "many"], /^error: --num_samples must be a positive integer, got "many"$/],
+    [["--num_samples", "0"], /^error: num_samples must be a positive integer, got 0$/],
+    [
+      ["--num_samples", "-5"],
+      /^error: Option '--num_samples' argument is ambiguous \(see --help\)$/,
+    ],
+    [["--bogus", "1"], /^error: Unknown option '--bogus' \(see --help\)$/],
+    [["extra"], /^error: Unexpected argument 'extra'/],
+  ] as const;
+  for (const [args, want] of bad2) {
+    const r = await prepare(dir, [...args, "--data_dir", dir]);
+    assert.equal(r.code, 2, args.join(" "));
+    assert.equal(r.stdout, "");
+    assert.match(r.stderr.trimEnd(), want);
+    assert.equal(r.stderr.trimEnd().split("\n").length, 1, r.stderr);
+  }
+  // A directory it may not write: exit 1, one line naming the file, no bar drawn.
+  const denied = await prepare(dir, ["--num_samples", "2", "--data_dir", "/nonexistent/x"]);
+  assert.equal(denied.code, 1);
+  assert.match(
+    denied.stderr,
+    /^error: Cannot write star-graph file "\/nonexistent\/x\/graph_5_5_sample_2\.txt": .*\n$/,
+  );
   assert.deepEqual([...Deno.readDirSync(dir)], []);
   await Deno.remove(dir, { recursive: true });
 });
