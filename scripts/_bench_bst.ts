@@ -13,7 +13,8 @@ import { attentionFlops } from "../src/gpu/attention.ts";
 import type { Gpu } from "../src/gpu/device.ts";
 import { type Op, run } from "../src/gpu/kernel.ts";
 import { BST, trainingPairList } from "../src/models/bst.ts";
-import { type BstConfig, swigluHidden } from "../src/models/bst_config.ts";
+import type { BstConfig } from "../src/models/bst_config.ts";
+import { swigluHidden } from "../src/models/param_specs.ts";
 import { buildPairBatch, PairSampler } from "../src/models/bst_pairs.ts";
 import { AdamW } from "../src/train/optimizer.ts";
 

@@ -13,8 +13,8 @@
 
 import { parseArgs } from "node:util";
 import { getGpu } from "../src/gpu/device.ts";
-import { type Check, conformance } from "../src/models/conformance.ts";
-import { readSafetensors } from "../src/train/safetensors.ts";
+import { type Check, conformance } from "../src/conformance/conformance.ts";
+import { readSafetensors } from "../src/io/safetensors.ts";
 
 const { values, positionals } = parseArgs({
   options: { help: { type: "boolean", short: "h" } },

@@ -1,8 +1,8 @@
 /** The `bst_tiny` PyTorch fixture (tests/fixtures/bst_tiny.safetensors) and its config. */
 
 import type { BstConfig } from "../src/models/bst_config.ts";
-import { bstConfigFromMetadata } from "../src/models/conformance.ts";
-import { parseSafetensors, type SafetensorsFile } from "../src/train/safetensors.ts";
+import { bstConfigFromMetadata } from "../src/conformance/conformance.ts";
+import { parseSafetensors, type SafetensorsFile } from "../src/io/safetensors.ts";
 
 let cached: SafetensorsFile | undefined;
 

@@ -10,14 +10,9 @@
  * @module
  */
 
-/** Sampling methods of the reference `Inference` (`trainer.sampling_mode`). */
-export type SamplingMode =
-  | "AR"
-  | "beam"
-  | "goal_cond_plan"
-  | "reverse_AR"
-  | "reverse_beam"
-  | "reverse_goal_cond_plan";
+import { SAMPLING_MODES, type SamplingMode } from "../core/sampling_modes.ts";
+
+export type { SamplingMode };
 
 /** Data modules of the reference `train.py` (`data.dataset`). */
 export type DatasetName = "stargraph" | "tinystories" | "pretokenized";
@@ -265,14 +260,7 @@ export const CONFIG_KEYS: { readonly [K in ConfigKey]: SpecFor<ValueAt<K>> } = {
   },
   "trainer.sampling_mode": {
     type: "enum",
-    values: [
-      "AR",
-      "beam",
-      "goal_cond_plan",
-      "reverse_AR",
-      "reverse_beam",
-      "reverse_goal_cond_plan",
-    ],
+    values: SAMPLING_MODES,
     doc: "Sampling method for printed samples (GPT supports AR only)",
   },
   "trainer.wandb_log": {

@@ -19,17 +19,12 @@
  * @module
  */
 
-import { CONFIG_KEYS, type SamplingMode } from "../config/schema.ts";
+import { SAMPLING_MODES, type SamplingMode } from "../core/sampling_modes.ts";
 import { run } from "../gpu/kernel.ts";
 import type { BST, PairHead, PairList } from "../models/bst.ts";
 import { StateSlots } from "../models/bst.ts";
 
-/** The six modes (the config's `trainer.sampling_mode` values). */
-export type { SamplingMode };
-
-/** Every mode name, in the reference's order (the config schema's `trainer.sampling_mode`). */
-export const SAMPLING_MODES = CONFIG_KEYS["trainer.sampling_mode"]
-  .values as readonly SamplingMode[];
+export { SAMPLING_MODES, type SamplingMode };
 
 /** One output record (the reference's `Generation`; one JSON object per line). */
 export interface Generation {

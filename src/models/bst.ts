@@ -28,10 +28,7 @@ import { buildCsr } from "../gpu/index_lists.ts";
 import type { CsrTensors } from "../gpu/gather.ts";
 import { type Op, planCopyRows, run } from "../gpu/kernel.ts";
 import { createTensor, readTensor, roundUp, type Tensor, writeTensor } from "../gpu/tensor.ts";
-import { type BlockParams, type BlockShape, createBlockScratch } from "../nn/block.ts";
-import { planEmbeddingLayer } from "../nn/embedding.ts";
-import { planStack, type StackParams } from "../nn/encoder.ts";
-import type { LayerPlan } from "../nn/layer.ts";
+import { type BlockShape, createBlockScratch } from "../nn/block.ts";
 import type { NormKind } from "../nn/norm.ts";
 import {
   createTextHeadActivations,
@@ -40,12 +37,13 @@ import {
   type TextHeadParams,
   type TextHeadShape,
 } from "../nn/text_head.ts";
-import type { SafeTensor } from "../train/safetensors.ts";
+import { planTrunk, TrunkInputs, type TrunkStack } from "../nn/trunk.ts";
+import type { SafeTensor } from "../io/safetensors.ts";
 import { FlatParams } from "./flat_params.ts";
-import { type BstConfig, bstParamSpecs, swigluHidden, validateBstConfig } from "./bst_config.ts";
+import { type BstConfig, bstParamSpecs, validateBstConfig } from "./bst_config.ts";
+import { swigluHidden } from "./param_specs.ts";
 import type { PairBatch } from "./bst_pairs.ts";
 import { buildEvalPairs, type EvalPairs } from "./bst_eval_pairs.ts";
-import { documentLayout } from "./positions.ts";
 
 /** Options of {@linkcode BST.create}. */
 export interface BstCreateOptions {
@@ -83,7 +81,6 @@ export class BST extends FlatParams {
   /** Hidden width of the text-head MLP. */
   readonly headHidden: number;
   readonly norm: NormKind;
-  #encoders = new Map<string, Promise<EncoderPlan>>();
   #evalHeads = new Map<EncoderPlan, PairHead>();
 
   private constructor(gpu: Gpu, readonly config: BstConfig, label: string) {
@@ -117,19 +114,6 @@ export class BST extends FlatParams {
     super.loadSafetensors(tensors, source, ignore);
   }
 
-  /** Parameter/gradient views of encoder block `l` of direction `dir`. */
-  blockParams(dir: "f" | "b", l: number): BlockParams {
-    const p = `encoder.transformer_${dir}.blocks.${l}`;
-    return {
-      ln1: this.group(`${p}.ln_1`),
-      attn: this.group(`${p}.attn.c_attn`),
-      proj: this.group(`${p}.attn.c_proj`),
-      ln2: this.group(`${p}.ln_2`),
-      gateUp: this.group(`${p}.mlp.up.gate_up`),
-      down: this.group(`${p}.mlp.down`),
-    };
-  }
-
   /** Parameter/gradient views of the text head. */
   headParams(): TextHeadParams {
     return {
@@ -145,14 +129,7 @@ export class BST extends FlatParams {
 
   /** The encoders planned for batches of `rows` rows of `seqLen` tokens (cached). */
   encoders(rows: number, seqLen: number): Promise<EncoderPlan> {
-    const key = `${rows}x${seqLen}`;
-    let p = this.#encoders.get(key);
-    if (!p) {
-      p = EncoderPlan.create(this, rows, seqLen);
-      this.#encoders.set(key, p);
-      p.catch(() => this.#encoders.delete(key));
-    }
-    return p;
+    return this.cached(`encoders${rows}x${seqLen}`, () => EncoderPlan.create(this, rows, seqLen));
   }
 
   /**
@@ -266,21 +243,14 @@ export class StateSlots implements StateTables {
 }
 
 /**
- * Both encoders planned for a fixed (rows, seqLen): token, position and document buffers,
- * activations, and the forward and backward op lists.
+ * Both encoders planned for a fixed (rows, seqLen): the trunk (shared embedding, forward and
+ * backward stacks) with its token inputs, outputs, and forward and backward op lists.
  */
 export class EncoderPlan implements StateTables {
   /** rows·seqLen. */
   readonly n: number;
-  /** (N) i32 token ids. */
-  readonly tokens: Tensor;
-  readonly posF: Tensor;
-  readonly posB: Tensor;
-  /** (rows, seqLen) i32 document ids of each direction. */
-  readonly docF: Tensor;
-  readonly docB: Tensor;
-  /** Embedding scatter lists (V + 1 offsets, N items). */
-  readonly embCsr: CsrTensors;
+  /** Token ids, positions, document ids and embedding lists of both directions. */
+  readonly inputs: TrunkInputs;
   /** (N + 1, C) encoder outputs; row N is free for the lone-EOS state. */
   readonly outF: Tensor;
   readonly outB: Tensor;
@@ -294,77 +264,59 @@ export class EncoderPlan implements StateTables {
   /** Ops zeroing doutF and doutB. */
   zeroDout: Op[] = [];
 
-  private constructor(readonly model: BST, readonly rows: number, readonly seqLen: number) {
+  private constructor(
+    readonly model: BST,
+    readonly rows: number,
+    readonly seqLen: number,
+    readonly label: string,
+  ) {
     const gpu = model.gpu;
-    const C = model.config.nEmbd;
+    const cfg = model.config;
+    const C = cfg.nEmbd;
     const N = rows * seqLen;
-    const l = `${model.label}.enc${rows}x${seqLen}`;
     this.n = N;
-    this.tokens = createTensor(gpu, [N], `${l}.tokens`, "i32");
-    this.posF = createTensor(gpu, [N], `${l}.pos_f`, "i32");
-    this.posB = createTensor(gpu, [N], `${l}.pos_b`, "i32");
-    this.docF = createTensor(gpu, [rows, seqLen], `${l}.doc_f`, "i32");
-    this.docB = createTensor(gpu, [rows, seqLen], `${l}.doc_b`, "i32");
-    this.embCsr = {
-      offsets: createTensor(gpu, [model.config.vocabSize + 1], `${l}.emb_csr.offsets`, "i32"),
-      items: createTensor(gpu, [N], `${l}.emb_csr.items`, "i32"),
-    };
-    this.outF = createTensor(gpu, [N + 1, C], `${l}.out_f`);
-    this.outB = createTensor(gpu, [N + 1, C], `${l}.out_b`);
-    this.doutF = createTensor(gpu, [N + 1, C], `${l}.dout_f`);
-    this.doutB = createTensor(gpu, [N + 1, C], `${l}.dout_b`);
+    this.inputs = new TrunkInputs(gpu, label, rows, seqLen, cfg.vocabSize, cfg.eosTokenId, true);
+    this.outF = createTensor(gpu, [N + 1, C], `${label}.out_f`);
+    this.outB = createTensor(gpu, [N + 1, C], `${label}.out_b`);
+    this.doutF = createTensor(gpu, [N + 1, C], `${label}.dout_f`);
+    this.doutB = createTensor(gpu, [N + 1, C], `${label}.dout_b`);
   }
 
   /** Plans both encoders for (rows, seqLen). */
   static async create(model: BST, rows: number, seqLen: number): Promise<EncoderPlan> {
-    const e = new EncoderPlan(model, rows, seqLen);
     const gpu = model.gpu;
     const cfg = model.config;
-    const C = cfg.nEmbd;
+    const e = new EncoderPlan(model, rows, seqLen, `${model.label}.enc${rows}x${seqLen}`);
     const N = e.n;
-    const l = `${model.label}.enc${rows}x${seqLen}`;
     const shape: BlockShape = {
       rows,
       seqLen,
-      nEmbd: C,
+      nEmbd: cfg.nEmbd,
       nHead: cfg.nHead,
       hidden: model.hidden,
       norm: model.norm,
     };
-    const emb = createTensor(gpu, [N, C], `${l}.emb`); // (N, C) shared by both stacks
-    const dres = createTensor(gpu, [N, C], `${l}.dres`); // (N, C) residual gradient
-    const scratch = createBlockScratch(gpu, shape, `${l}.scratch`);
-    const wte = model.param("encoder.token_embedding.weight");
-    const dwte = model.grad("encoder.token_embedding.weight");
-    const embedding = await planEmbeddingLayer(gpu, {
-      tokens: e.tokens,
-      table: wte,
-      dtable: dwte,
-      out: emb,
-      dout: dres,
-      csr: e.embCsr,
+    const stack = (dir: "f" | "b"): TrunkStack => ({
+      name: `transformer_${dir}`,
+      direction: dir === "f" ? "forward" : "backward",
+      params: model.stackParams(`encoder.transformer_${dir}`, cfg.nLayer),
+      out: (dir === "f" ? e.outF : e.outB).rows(0, N),
+      dout: (dir === "f" ? e.doutF : e.doutB).rows(0, N),
     });
-    const stack = async (dir: "f" | "b"): Promise<LayerPlan> => {
-      const params: StackParams = {
-        blocks: Array.from({ length: cfg.nLayer }, (_, i) => model.blockParams(dir, i)),
-        norm: model.group(`encoder.transformer_${dir}.norm`),
-      };
-      return await planStack(gpu, `${l}.transformer_${dir}`, shape, params, {
-        emb,
-        out: (dir === "f" ? e.outF : e.outB).rows(0, N),
-        dout: (dir === "f" ? e.doutF : e.doutB).rows(0, N),
-        dres,
-        pos: dir === "f" ? e.posF : e.posB,
-        doc: dir === "f" ? e.docF : e.docB,
-        direction: dir === "f" ? "forward" : "backward",
-      }, scratch);
-    };
-    const f = await stack("f");
-    const b = await stack("b");
-    // Forward: embedding, then each stack. Backward: each stack leaves dL/demb in dres, so the
-    // embedding backward runs after each of them (the table gradient accumulates both).
-    e.forward = [...embedding.forward, ...f.forward, ...b.forward];
-    e.backward = [...b.backward, ...embedding.backward, ...f.backward, ...embedding.backward];
+    const trunk = await planTrunk(
+      gpu,
+      e.label,
+      shape,
+      e.inputs,
+      {
+        table: model.param("encoder.token_embedding.weight"),
+        dtable: model.grad("encoder.token_embedding.weight"),
+      },
+      [stack("f"), stack("b")],
+      createBlockScratch(gpu, shape, `${e.label}.scratch`),
+    );
+    e.forward = trunk.forward;
+    e.backward = trunk.backward;
     e.zeroDout = [await planFill(gpu, e.doutF, 0), await planFill(gpu, e.doutB, 0)];
     return e;
   }
@@ -374,31 +326,7 @@ export class EncoderPlan implements StateTables {
    * embedding scatter lists. Throws on a token outside the vocabulary.
    */
   setTokens(tokens: Int32Array): void {
-    const cfg = this.model.config;
-    if (tokens.length !== this.n) {
-      throw new Error(
-        `Expected ${this.rows}×${this.seqLen} = ${this.n} tokens, got ${tokens.length}`,
-      );
-    }
-    for (let i = 0; i < tokens.length; i++) {
-      const t = tokens[i];
-      if (!(t >= 0 && t < cfg.vocabSize)) {
-        throw new Error(
-          `Token ${t} at row ${Math.floor(i / this.seqLen)}, position ${i % this.seqLen} ` +
-            `is outside the vocabulary of ${cfg.vocabSize}`,
-        );
-      }
-    }
-    const gpu = this.model.gpu;
-    const layout = documentLayout(tokens, this.rows, this.seqLen, cfg.eosTokenId);
-    writeTensor(gpu, this.tokens, tokens);
-    writeTensor(gpu, this.posF, layout.posF);
-    writeTensor(gpu, this.posB, layout.posB);
-    writeTensor(gpu, this.docF, layout.docF);
-    writeTensor(gpu, this.docB, layout.docB);
-    const csr = buildCsr(tokens, cfg.vocabSize);
-    writeTensor(gpu, this.embCsr.offsets, csr.offsets);
-    writeTensor(gpu, this.embCsr.items, csr.items);
+    this.inputs.setTokens(tokens);
   }
 
   /** Ops copying the lone-EOS states (row 0 of `eos`, a 1×1 plan) into row N. */

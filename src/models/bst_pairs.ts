@@ -45,7 +45,7 @@
  */
 
 import type { BstConfig } from "./bst_config.ts";
-import { Xoshiro128, type Xoshiro128State } from "./_rng.ts";
+import { Xoshiro128, type Xoshiro128State } from "../core/rng.ts";
 
 /** The config fields that pairing reads. */
 export type PairConfig = Pick<

@@ -11,23 +11,18 @@ import type { Gpu } from "../gpu/device.ts";
 import { planFill } from "../gpu/elementwise.ts";
 import type { Op } from "../gpu/kernel.ts";
 import { createFlatTensor, readTensor, Tensor, writeTensor } from "../gpu/tensor.ts";
-import { initFlatParameters } from "../train/init.ts";
+import { initFlatParameters } from "../core/init.ts";
 import {
   buildParamTable,
   paramsFromSafetensors,
   paramsToSafetensors,
   type ParamTable,
-} from "../train/param_table.ts";
-import type { SafeTensor } from "../train/safetensors.ts";
-import type { ParamSpec } from "./bst_config.ts";
-
-/** A parameter's weight (and bias) with their gradients. */
-export interface ParamGroup {
-  w: Tensor;
-  b?: Tensor;
-  dw: Tensor;
-  db?: Tensor;
-}
+} from "../core/param_table.ts";
+import type { SafeTensor } from "../io/safetensors.ts";
+import type { BlockParams } from "../nn/block.ts";
+import type { StackParams } from "../nn/encoder.ts";
+import type { ParamGroup } from "../nn/layer.ts";
+import type { ParamListBuilder, ParamSpec } from "./param_specs.ts";
 
 /** Flat parameter and gradient buffers with views by PyTorch name. */
 export class FlatParams {
@@ -37,6 +32,7 @@ export class FlatParams {
   readonly params: Tensor;
   /** All gradients, flat, same layout. */
   readonly grads: Tensor;
+  #cache = new Map<string, Promise<unknown>>();
 
   constructor(readonly gpu: Gpu, specs: ParamSpec[], readonly label: string) {
     const modules = [...new Set(specs.map((s) => s.module))];
@@ -82,6 +78,42 @@ export class FlatParams {
       g.db = this.grad(`${prefix}.bias`);
     }
     return g;
+  }
+
+  /**
+   * Parameter views of the transformer stack under `prefix` (`nLayer` blocks and the final
+   * norm), the names {@linkcode ParamListBuilder.stack} lists.
+   */
+  stackParams(prefix: string, nLayer: number): StackParams {
+    const block = (l: number): BlockParams => {
+      const p = `${prefix}.blocks.${l}`;
+      return {
+        ln1: this.group(`${p}.ln_1`),
+        attn: this.group(`${p}.attn.c_attn`),
+        proj: this.group(`${p}.attn.c_proj`),
+        ln2: this.group(`${p}.ln_2`),
+        gateUp: this.group(`${p}.mlp.up.gate_up`),
+        down: this.group(`${p}.mlp.down`),
+      };
+    };
+    return {
+      blocks: Array.from({ length: nLayer }, (_, l) => block(l)),
+      norm: this.group(`${prefix}.norm`),
+    };
+  }
+
+  /**
+   * `create()` once per `key` (plans are made once and reused); a plan whose creation failed
+   * is forgotten so that a later call tries again.
+   */
+  protected cached<T>(key: string, create: () => Promise<T>): Promise<T> {
+    let p = this.#cache.get(key) as Promise<T> | undefined;
+    if (!p) {
+      p = create();
+      this.#cache.set(key, p);
+      p.catch(() => this.#cache.delete(key));
+    }
+    return p;
   }
 
   /** Overwrites all parameters from a flat array in {@linkcode FlatParams.table} layout. */

@@ -9,20 +9,16 @@
  */
 
 import type { Gpu } from "../gpu/device.ts";
-import { planCrossEntropy, planWeightedSum } from "../gpu/cross_entropy.ts";
-import { buildCsr } from "../gpu/index_lists.ts";
-import type { CsrTensors } from "../gpu/gather.ts";
+import { IGNORE_INDEX, planCrossEntropy, planWeightedSum } from "../gpu/cross_entropy.ts";
 import { type Op, run } from "../gpu/kernel.ts";
 import { createTensor, readTensor, type Tensor, writeTensor } from "../gpu/tensor.ts";
-import { type BlockParams, type BlockShape, createBlockScratch } from "../nn/block.ts";
-import { planEmbeddingLayer } from "../nn/embedding.ts";
-import { planStack } from "../nn/encoder.ts";
+import { type BlockShape, createBlockScratch } from "../nn/block.ts";
 import { planLinear } from "../nn/linear.ts";
 import { sequence } from "../nn/layer.ts";
-import type { SafeTensor } from "../train/safetensors.ts";
-import { type ParamSpec, swigluHidden } from "./bst_config.ts";
+import { planTrunk, TrunkInputs } from "../nn/trunk.ts";
+import type { SafeTensor } from "../io/safetensors.ts";
+import { ParamListBuilder, type ParamSpec, swigluHidden } from "./param_specs.ts";
 import { FlatParams } from "./flat_params.ts";
-import { documentLayout } from "./positions.ts";
 
 /** GPT hyper-parameters (the reference's `GPTConfig`). */
 export interface GptConfig {
@@ -41,38 +37,11 @@ export interface GptConfig {
 
 /** The GPT's parameters in PyTorch `named_parameters()` order. */
 export function gptParamSpecs(cfg: GptConfig): ParamSpec[] {
-  const C = cfg.nEmbd;
-  const hidden = swigluHidden(C);
-  const specs: ParamSpec[] = [];
-  const add = (name: string, shape: number[], init?: ParamSpec["init"]) =>
-    specs.push({
-      name,
-      shape,
-      decay: shape.length >= 2,
-      module: "model",
-      init: init ?? (shape.length >= 2 ? "normal" : "zeros"),
-    });
-  const norm = (p: string) => {
-    add(`${p}.weight`, [C], "ones");
-    if (cfg.bias) add(`${p}.bias`, [C], "zeros");
-  };
-  const linear = (p: string, out: number, inp: number) => {
-    add(`${p}.weight`, [out, inp]);
-    if (cfg.bias) add(`${p}.bias`, [out]);
-  };
-  add("model.token_embedding.weight", [cfg.vocabSize, C]);
-  for (let l = 0; l < cfg.nLayer; l++) {
-    const p = `model.transformer.blocks.${l}`;
-    norm(`${p}.ln_1`);
-    linear(`${p}.attn.c_attn`, 3 * C, C);
-    linear(`${p}.attn.c_proj`, C, C);
-    norm(`${p}.ln_2`);
-    linear(`${p}.mlp.up.gate_up`, 2 * hidden, C);
-    linear(`${p}.mlp.down`, C, hidden);
-  }
-  norm("model.transformer.norm");
-  add("model.lm_head.weight", [cfg.vocabSize, C]);
-  return specs;
+  const b = new ParamListBuilder(cfg.bias);
+  b.add("model.token_embedding.weight", [cfg.vocabSize, cfg.nEmbd], "model");
+  b.stack("model.transformer", cfg.nLayer, cfg.nEmbd, "model");
+  b.add("model.lm_head.weight", [cfg.vocabSize, cfg.nEmbd], "model");
+  return b.specs;
 }
 
 /**
@@ -121,13 +90,11 @@ export function fimLossMask(
 /** A planned GPT for batches of (rows, seqLen) input tokens (targets are the next tokens). */
 export class GptPlan {
   readonly n: number;
-  tokens!: Tensor;
-  pos!: Tensor;
-  doc!: Tensor;
-  embCsr!: CsrTensors;
+  /** Token ids, forward positions, document ids and embedding lists. */
+  readonly inputs: TrunkInputs;
   logits!: Tensor; // (N, V), dlogits in place after the loss
   losses!: Tensor; // (N)
-  targets!: Tensor; // (N) i32, −100 ignored
+  targets!: Tensor; // (N) i32, IGNORE_INDEX ignored
   weights!: Tensor; // (N)
   lossOut!: Tensor; // (1)
   /** Forward to logits. */
@@ -137,32 +104,31 @@ export class GptPlan {
   /** Backward from dlogits: lm_head, stack, embedding. */
   backward: Op[] = [];
 
-  constructor(readonly model: GPT, readonly rows: number, readonly seqLen: number) {
+  constructor(
+    readonly model: GPT,
+    readonly rows: number,
+    readonly seqLen: number,
+    readonly label: string,
+  ) {
+    const cfg = model.config;
     this.n = rows * seqLen;
+    this.inputs = new TrunkInputs(
+      model.gpu,
+      label,
+      rows,
+      seqLen,
+      cfg.vocabSize,
+      cfg.eosTokenId,
+      false,
+    );
   }
 
   /** Writes input tokens (rows·seqLen), positions, document ids and embedding lists. */
   setTokens(tokens: Int32Array): void {
-    const cfg = this.model.config;
-    if (tokens.length !== this.n) {
-      throw new Error(`Expected ${this.rows}×${this.seqLen} tokens, got ${tokens.length}`);
-    }
-    for (let i = 0; i < tokens.length; i++) {
-      if (!(tokens[i] >= 0 && tokens[i] < cfg.vocabSize)) {
-        throw new Error(`Token ${tokens[i]} at ${i} is outside the vocabulary of ${cfg.vocabSize}`);
-      }
-    }
-    const gpu = this.model.gpu;
-    const layout = documentLayout(tokens, this.rows, this.seqLen, cfg.eosTokenId);
-    writeTensor(gpu, this.tokens, tokens);
-    writeTensor(gpu, this.pos, layout.posF);
-    writeTensor(gpu, this.doc, layout.docF);
-    const csr = buildCsr(tokens, cfg.vocabSize);
-    writeTensor(gpu, this.embCsr.offsets, csr.offsets);
-    writeTensor(gpu, this.embCsr.items, csr.items);
+    this.inputs.setTokens(tokens);
   }
 
-  /** Writes targets (−100 ignored) and their loss weights. */
+  /** Writes targets (IGNORE_INDEX: no loss) and their loss weights. */
   setTargets(targets: Int32Array, weights: Float32Array): void {
     writeTensor(this.model.gpu, this.targets, targets);
     writeTensor(this.model.gpu, this.weights, weights);
@@ -172,7 +138,6 @@ export class GptPlan {
 /** The GPT baseline: parameters in one flat buffer and plans over them. */
 export class GPT extends FlatParams {
   readonly hidden: number;
-  #plans = new Map<string, Promise<GptPlan>>();
 
   private constructor(gpu: Gpu, readonly config: GptConfig, label: string) {
     if (
@@ -206,28 +171,9 @@ export class GPT extends FlatParams {
     super.loadSafetensors(tensors, source, ignore);
   }
 
-  private blockParams(l: number): BlockParams {
-    const p = `model.transformer.blocks.${l}`;
-    return {
-      ln1: this.group(`${p}.ln_1`),
-      attn: this.group(`${p}.attn.c_attn`),
-      proj: this.group(`${p}.attn.c_proj`),
-      ln2: this.group(`${p}.ln_2`),
-      gateUp: this.group(`${p}.mlp.up.gate_up`),
-      down: this.group(`${p}.mlp.down`),
-    };
-  }
-
   /** The model planned for (rows, seqLen) inputs (cached). */
   plan(rows: number, seqLen: number): Promise<GptPlan> {
-    const key = `${rows}x${seqLen}`;
-    let p = this.#plans.get(key);
-    if (!p) {
-      p = this.#createPlan(rows, seqLen);
-      this.#plans.set(key, p);
-      p.catch(() => this.#plans.delete(key));
-    }
-    return p;
+    return this.cached(`plan${rows}x${seqLen}`, () => this.#createPlan(rows, seqLen));
   }
 
   async #createPlan(rows: number, seqLen: number): Promise<GptPlan> {
@@ -235,25 +181,16 @@ export class GPT extends FlatParams {
     const cfg = this.config;
     const C = cfg.nEmbd;
     const V = cfg.vocabSize;
-    const g = new GptPlan(this, rows, seqLen);
-    const N = g.n;
     const l = `${this.label}.plan${rows}x${seqLen}`;
-    g.tokens = createTensor(gpu, [N], `${l}.tokens`, "i32");
-    g.pos = createTensor(gpu, [N], `${l}.pos`, "i32");
-    g.doc = createTensor(gpu, [rows, seqLen], `${l}.doc`, "i32");
-    g.embCsr = {
-      offsets: createTensor(gpu, [V + 1], `${l}.emb_csr.offsets`, "i32"),
-      items: createTensor(gpu, [N], `${l}.emb_csr.items`, "i32"),
-    };
+    const g = new GptPlan(this, rows, seqLen, l);
+    const N = g.n;
     g.logits = createTensor(gpu, [N, V], `${l}.logits`);
     g.losses = createTensor(gpu, [N], `${l}.losses`);
     g.targets = createTensor(gpu, [N], `${l}.targets`, "i32");
     g.weights = createTensor(gpu, [N], `${l}.weights`);
     g.lossOut = createTensor(gpu, [1], `${l}.loss`);
-    const emb = createTensor(gpu, [N, C], `${l}.emb`); // (N, C)
     const out = createTensor(gpu, [N, C], `${l}.out`); // (N, C) after the final norm
     const dout = createTensor(gpu, [N, C], `${l}.dout`);
-    const dres = createTensor(gpu, [N, C], `${l}.dres`);
     const shape: BlockShape = {
       rows,
       seqLen,
@@ -262,25 +199,23 @@ export class GPT extends FlatParams {
       hidden: this.hidden,
       norm: cfg.bias ? "layer" : "rms",
     };
-    const scratch = createBlockScratch(gpu, shape, `${l}.scratch`);
-    const embedding = await planEmbeddingLayer(gpu, {
-      tokens: g.tokens,
-      table: this.param("model.token_embedding.weight"),
-      dtable: this.grad("model.token_embedding.weight"),
-      out: emb,
-      dout: dres,
-      csr: g.embCsr,
-    });
-    const normName = "model.transformer.norm";
-    const stack = await planStack(
+    const scratch = createBlockScratch(gpu, shape, `${l}.scratch`, [[N, C, V]]); // + lm_head
+    const trunk = await planTrunk(
       gpu,
-      `${l}.transformer`,
+      l,
       shape,
+      g.inputs,
       {
-        blocks: Array.from({ length: cfg.nLayer }, (_, i) => this.blockParams(i)),
-        norm: this.group(normName),
+        table: this.param("model.token_embedding.weight"),
+        dtable: this.grad("model.token_embedding.weight"),
       },
-      { emb, out, dout, dres, pos: g.pos, doc: g.doc, direction: "forward" },
+      [{
+        name: "transformer",
+        direction: "forward",
+        params: this.stackParams("model.transformer", cfg.nLayer),
+        out,
+        dout,
+      }],
       scratch,
     );
     const lmHead = await planLinear(gpu, {
@@ -292,7 +227,7 @@ export class GPT extends FlatParams {
       dx: dout,
       scratch: scratch.splitK,
     });
-    const all = sequence([embedding, stack, lmHead]);
+    const all = sequence([trunk, lmHead]);
     g.forward = all.forward;
     g.backward = all.backward;
     g.loss = [
@@ -321,13 +256,13 @@ export class GPT extends FlatParams {
     }
     if (this.config.mode === "fim") {
       const mask = fimLossMask(targets, rows, n, this.config.eosTokenId, this.config.fimTokenId);
-      for (let i = 0; i < targets.length; i++) if (!mask[i]) targets[i] = -100;
+      for (let i = 0; i < targets.length; i++) if (!mask[i]) targets[i] = IGNORE_INDEX;
     }
-    const counted = targets.reduce((c, t) => c + (t === -100 ? 0 : 1), 0);
+    const counted = targets.reduce((c, t) => c + (t === IGNORE_INDEX ? 0 : 1), 0);
     const weights = new Float32Array(targets.length);
     if (counted > 0) {
       for (let i = 0; i < targets.length; i++) {
-        if (targets[i] !== -100) weights[i] = 1 / (counted * accum);
+        if (targets[i] !== IGNORE_INDEX) weights[i] = 1 / (counted * accum);
       }
     }
     return { inputs, targets, weights };

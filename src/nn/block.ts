@@ -17,20 +17,20 @@ import type { Gpu } from "../gpu/device.ts";
 import { planCopy } from "../gpu/elementwise.ts";
 import { createTensor, type Tensor } from "../gpu/tensor.ts";
 import { planAttentionLayer } from "./attention.ts";
-import { type LayerPlan, sequence } from "./layer.ts";
-import { planLinear } from "./linear.ts";
+import { type LayerPlan, type ParamGroup, sequence } from "./layer.ts";
+import { createSplitKScratch, planLinear } from "./linear.ts";
 import { type NormKind, planNorm } from "./norm.ts";
 import { planRopeLayer } from "./rope.ts";
 import { planSwigluLayer } from "./swiglu.ts";
 
 /** Parameter and gradient views of one block, by role. */
 export interface BlockParams {
-  ln1: { w: Tensor; b?: Tensor; dw: Tensor; db?: Tensor };
-  attn: { w: Tensor; b?: Tensor; dw: Tensor; db?: Tensor };
-  proj: { w: Tensor; b?: Tensor; dw: Tensor; db?: Tensor };
-  ln2: { w: Tensor; b?: Tensor; dw: Tensor; db?: Tensor };
-  gateUp: { w: Tensor; b?: Tensor; dw: Tensor; db?: Tensor };
-  down: { w: Tensor; b?: Tensor; dw: Tensor; db?: Tensor };
+  ln1: ParamGroup;
+  attn: ParamGroup;
+  proj: ParamGroup;
+  ln2: ParamGroup;
+  gateUp: ParamGroup;
+  down: ParamGroup;
 }
 
 /** Gradient scratch shared by every block of a stack (N = rows·T). */
@@ -45,7 +45,7 @@ export interface BlockScratch {
   dgu: Tensor;
   /** (N, hidden) gradient of the SwiGLU output. */
   dsw: Tensor;
-  /** Split-K scratch for weight gradients. */
+  /** Split-K scratch of the blocks' (and any extra Linears') weight gradients; absent when none splits. */
   splitK?: Tensor;
 }
 
@@ -59,11 +59,27 @@ export interface BlockShape {
   norm: NormKind;
 }
 
-/** Allocates the shared gradient scratch for blocks of `shape`. */
-export function createBlockScratch(gpu: Gpu, shape: BlockShape, label: string): BlockScratch {
+/**
+ * Allocates the shared gradient scratch for blocks of `shape`; `extraLinears` ([M, K, N] each)
+ * are other Linears planned with the same scratch (e.g. the GPT's lm_head).
+ */
+export function createBlockScratch(
+  gpu: Gpu,
+  shape: BlockShape,
+  label: string,
+  extraLinears: readonly (readonly [number, number, number])[] = [],
+): BlockScratch {
   const N = shape.rows * shape.seqLen;
   const C = shape.nEmbd;
+  const H = shape.hidden;
   return {
+    splitK: createSplitKScratch(gpu, [
+      [N, C, 3 * C], // c_attn
+      [N, C, C], // c_proj
+      [N, C, 2 * H], // gate_up
+      [N, H, C], // down
+      ...extraLinears,
+    ], `${label}.split_k`),
     dln: createTensor(gpu, [N, C], `${label}.dln`),
     dqkv: createTensor(gpu, [N, 3 * C], `${label}.dqkv`),
     datt: createTensor(gpu, [N, C], `${label}.datt`),

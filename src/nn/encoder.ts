@@ -12,13 +12,13 @@
 import type { Gpu } from "../gpu/device.ts";
 import { createTensor, type Tensor } from "../gpu/tensor.ts";
 import { type BlockParams, type BlockScratch, type BlockShape, planBlock } from "./block.ts";
-import { type LayerPlan, sequence } from "./layer.ts";
+import { type LayerPlan, type ParamGroup, sequence } from "./layer.ts";
 import { planNorm } from "./norm.ts";
 
 /** Parameters of one stack: its blocks and final norm. */
 export interface StackParams {
   blocks: BlockParams[];
-  norm: { w: Tensor; b?: Tensor; dw: Tensor; db?: Tensor };
+  norm: ParamGroup;
 }
 
 /** Inputs and outputs of a stack plan (N = rows·seqLen). */

@@ -7,6 +7,15 @@
  */
 
 import type { Op } from "../gpu/kernel.ts";
+import type { Tensor } from "../gpu/tensor.ts";
+
+/** A layer's weight (and optional bias) with their gradients, as views of the model's buffers. */
+export interface ParamGroup {
+  w: Tensor;
+  b?: Tensor;
+  dw: Tensor;
+  db?: Tensor;
+}
 
 /** The planned dispatches of one layer. */
 export interface LayerPlan {

@@ -10,8 +10,9 @@ import {
   planLinearBackwardInput,
   planLinearBackwardWeight,
   planLinearForward,
+  weightGradSplit,
 } from "../gpu/matmul.ts";
-import type { Tensor } from "../gpu/tensor.ts";
+import { createTensor, type Tensor } from "../gpu/tensor.ts";
 import { flat, type LayerPlan } from "./layer.ts";
 
 /** Tensors of one Linear layer; the owner allocates them. */
@@ -32,6 +33,23 @@ export interface LinearTensors {
   dx?: Tensor;
   /** Shared split-K scratch for the weight gradient. */
   scratch?: Tensor;
+}
+
+/**
+ * One split-K scratch tensor big enough for the weight gradients of every Linear listed, as
+ * `[M, K, N]` (rows, input features, output features); `undefined` when none of them splits.
+ * Layers whose backward passes run one after another may share it.
+ */
+export function createSplitKScratch(
+  gpu: Gpu,
+  linears: readonly (readonly [M: number, K: number, N: number])[],
+  label: string,
+): Tensor | undefined {
+  const elements = Math.max(
+    0,
+    ...linears.map(([M, K, N]) => weightGradSplit(M, K, N).scratchElements),
+  );
+  return elements > 0 ? createTensor(gpu, [elements], label) : undefined;
 }
 
 /** Options of {@linkcode planLinear}. */

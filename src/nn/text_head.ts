@@ -25,18 +25,10 @@ import { planCopy } from "../gpu/elementwise.ts";
 import { type CsrTensors, planGatherPairs, planGatherPairsBackward } from "../gpu/gather.ts";
 import { createTensor, type Tensor } from "../gpu/tensor.ts";
 import { planConcatLayer, planSplitLayer } from "./concat.ts";
-import { type LayerPlan, sequence } from "./layer.ts";
-import { planLinear } from "./linear.ts";
+import { type LayerPlan, type ParamGroup, sequence } from "./layer.ts";
+import { createSplitKScratch, planLinear } from "./linear.ts";
 import { type NormKind, planNorm } from "./norm.ts";
 import { planSwigluLayer } from "./swiglu.ts";
-
-/** A parameter with its gradient (and optional bias). */
-export interface ParamGroup {
-  w: Tensor;
-  b?: Tensor;
-  dw: Tensor;
-  db?: Tensor;
-}
 
 /** The text head's parameters by role. */
 export interface TextHeadParams {
@@ -72,6 +64,7 @@ export interface TextHeadActivations {
   dgu: Tensor; // (P, 2·hidden)
   dh0: Tensor; // (P, 2C)
   dx2: Tensor; // (2P, C)
+  /** Split-K scratch of the three Linears' weight gradients (absent when none splits). */
   splitK?: Tensor;
 }
 
@@ -101,6 +94,11 @@ export function createTextHeadActivations(
     dgu: t("dgate_up", [P, 2 * H]),
     dh0: t("dh0", [P, 2 * C]),
     dx2: t("dx_next_prev", [2 * P, C]),
+    splitK: createSplitKScratch(gpu, [
+      [P, 2 * C, 2 * H], // gate_up
+      [P, H, 2 * C], // down
+      [2 * P, C, shape.vocab], // lm_head
+    ], `${label}.split_k`),
   };
 }
 

@@ -44,7 +44,7 @@ import {
   type SafeTensor,
   type SafetensorsFile,
   writeSafetensorsAtomic,
-} from "./safetensors.ts";
+} from "../io/safetensors.ts";
 
 /** Name of the pointer file (in `out_dir`) to the newest validation checkpoint. */
 export const LATEST_POINTER = "latest_ckpt";

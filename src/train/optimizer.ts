@@ -18,7 +18,7 @@ import {
   type Tensor,
   writeTensor,
 } from "../gpu/tensor.ts";
-import type { ParamSpec } from "../models/bst_config.ts";
+import type { ParamSpec } from "../models/param_specs.ts";
 
 /** The flat-buffer view of a model that the optimizer needs. */
 export interface FlatModel {

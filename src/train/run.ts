@@ -8,13 +8,18 @@
 
 import type { Config } from "../config/schema.ts";
 import type { FlatParams } from "../models/flat_params.ts";
-import { Xoshiro128 } from "../models/_rng.ts";
+import { Xoshiro128 } from "../core/rng.ts";
 import { loadCheckpoint } from "./checkpoints.ts";
 import { learningRate } from "./lr_schedule.ts";
 import { AdamW } from "./optimizer.ts";
 import { type Op, run } from "../gpu/kernel.ts";
 import type { Gpu } from "../gpu/device.ts";
-import { fromFloat32, type SafeTensor, type SafetensorsFile, toFloat32 } from "./safetensors.ts";
+import {
+  fromFloat32,
+  type SafeTensor,
+  type SafetensorsFile,
+  toFloat32,
+} from "../io/safetensors.ts";
 
 /** Token rows for training and validation, and what the model derives from them. */
 export interface TrainData {

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { bstParamSpecs, swigluHidden, validateBstConfig } from "../../src/models/bst_config.ts";
+import { bstParamSpecs, validateBstConfig } from "../../src/models/bst_config.ts";
+import { swigluHidden } from "../../src/models/param_specs.ts";
 import { bstTiny, tinyConfig } from "../_bst_fixture.ts";
 
 const fixture = await bstTiny();

@@ -6,7 +6,7 @@ import {
   pairTargets,
   validRowPairs,
 } from "../../src/models/bst_pairs.ts";
-import { parseSafetensors, toInt32 } from "../../src/train/safetensors.ts";
+import { parseSafetensors, toInt32 } from "../../src/io/safetensors.ts";
 import { rng } from "../_util.ts";
 
 const FIXTURE = new URL("../fixtures/bst_tiny.safetensors", import.meta.url);

@@ -3,13 +3,17 @@ import { getGpu } from "../../src/gpu/device.ts";
 import { run } from "../../src/gpu/kernel.ts";
 import { readTensor } from "../../src/gpu/tensor.ts";
 import { BST } from "../../src/models/bst.ts";
-import { bstConformance, bstFixtureStep, fixtureParams } from "../../src/models/conformance.ts";
+import {
+  bstConformance,
+  bstFixtureStep,
+  fixtureParams,
+} from "../../src/conformance/conformance.ts";
 import {
   readSafetensors,
   toFloat32,
   toInt32,
   writeSafetensorsAtomic,
-} from "../../src/train/safetensors.ts";
+} from "../../src/io/safetensors.ts";
 import { bstTiny, tinyConfig } from "../_bst_fixture.ts";
 import { assertClose } from "../_util.ts";
 

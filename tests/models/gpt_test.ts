@@ -1,9 +1,9 @@
 import assert from "node:assert/strict";
 import { getGpu } from "../../src/gpu/device.ts";
-import { gptConformance } from "../../src/models/conformance.ts";
+import { gptConformance } from "../../src/conformance/conformance.ts";
 import { fimLossMask, GPT, gptParamSpecs } from "../../src/models/gpt.ts";
 import { gptPromptAndGoal } from "../../src/inference/greedy.ts";
-import { parseSafetensors } from "../../src/train/safetensors.ts";
+import { parseSafetensors } from "../../src/io/safetensors.ts";
 
 async function fixture(name: string) {
   const bytes = await Deno.readFile(new URL(`../fixtures/${name}`, import.meta.url));

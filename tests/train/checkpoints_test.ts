@@ -16,7 +16,7 @@ import {
   STATE_KEY,
   STEP_KEY,
 } from "../../src/train/checkpoints.ts";
-import { fromFloat32, toFloat32 } from "../../src/train/safetensors.ts";
+import { fromFloat32, toFloat32 } from "../../src/io/safetensors.ts";
 
 const POLICY: CheckpointPolicy = {
   saveLast: true,

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { loadConfig } from "../../src/config/load.ts";
 import type { Config } from "../../src/config/schema.ts";
-import { readSafetensors } from "../../src/train/safetensors.ts";
+import { readSafetensors } from "../../src/io/safetensors.ts";
 import { stepRows, train, type TrainData } from "../../src/train/trainer.ts";
 
 /** A tiny path-like task: 3 random "edge" tokens, "=", then the reversed edges, EOS. */

@@ -10,7 +10,7 @@
  * @module
  */
 
-import { fromFloat32, type SafeTensor, toFloat32 } from "./safetensors.ts";
+import { fromFloat32, type SafeTensor, toFloat32 } from "../io/safetensors.ts";
 
 /** Alignment of each tensor's start, in float32 elements (256 bytes). */
 export const PARAM_ALIGN_ELEMENTS = 64;
@@ -219,7 +219,7 @@ function listNames(names: string[]): string {
  * @example
  * ```ts
  * import { buildParamTable, paramsFromSafetensors } from "./param_table.ts";
- * import { fromFloat32 } from "./safetensors.ts";
+ * import { fromFloat32 } from "../io/safetensors.ts";
  * const table = buildParamTable([{ name: "w", shape: [2] }]);
  * const flat = paramsFromSafetensors(table, { w: fromFloat32(new Float32Array([1, 2]), [2]) }, "x");
  * console.log(table.view(flat, "w")); // Float32Array [1, 2]

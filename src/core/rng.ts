@@ -23,7 +23,7 @@ const TWO_POW_M53 = 2 ** -53;
  *
  * @example
  * ```ts
- * import { Xoshiro128 } from "./_rng.ts";
+ * import { Xoshiro128 } from "./rng.ts";
  * const rng = Xoshiro128.fromState([1, 2, 3, 4]);
  * console.log(rng.nextUint32(), rng.nextUint32(), rng.nextUint32()); // 11520 0 5927040
  * ```

@@ -11,7 +11,7 @@
  * @module
  */
 
-import { Xoshiro128 } from "../models/_rng.ts";
+import { Xoshiro128 } from "./rng.ts";
 import type { ParamTable } from "./param_table.ts";
 
 /** Standard deviation of the reference's weight initialisation. */

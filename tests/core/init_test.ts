@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import { type BstConfig, bstParamSpecs } from "../../src/models/bst_config.ts";
-import { fillNormal, INIT_STD, initFlatParameters, initParameters } from "../../src/train/init.ts";
-import { buildParamTable } from "../../src/train/param_table.ts";
-import { Xoshiro128 } from "../../src/models/_rng.ts";
+import { fillNormal, INIT_STD, initFlatParameters, initParameters } from "../../src/core/init.ts";
+import { buildParamTable } from "../../src/core/param_table.ts";
+import { Xoshiro128 } from "../../src/core/rng.ts";
 
 const TINY: BstConfig = {
   vocabSize: 23,

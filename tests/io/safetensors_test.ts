@@ -11,7 +11,7 @@ import {
   toFloat32,
   toInt32,
   writeSafetensorsAtomic,
-} from "../../src/train/safetensors.ts";
+} from "../../src/io/safetensors.ts";
 
 const FIXTURE = new URL("../fixtures/bst_tiny.safetensors", import.meta.url);
 

@@ -13,14 +13,14 @@
 import type { Gpu } from "../gpu/device.ts";
 import { run } from "../gpu/kernel.ts";
 import { readTensor } from "../gpu/tensor.ts";
-import { paramsFromSafetensors } from "../train/param_table.ts";
+import { paramsFromSafetensors } from "../core/param_table.ts";
 import { AdamW } from "../train/optimizer.ts";
-import { type SafetensorsFile, toFloat32, toInt32 } from "../train/safetensors.ts";
-import { BST, trainingPairList } from "./bst.ts";
-import type { FlatParams } from "./flat_params.ts";
-import type { BstConfig } from "./bst_config.ts";
-import { buildPairBatch, PairSampler } from "./bst_pairs.ts";
-import { GPT, type GptConfig } from "./gpt.ts";
+import { type SafetensorsFile, toFloat32, toInt32 } from "../io/safetensors.ts";
+import { BST, trainingPairList } from "../models/bst.ts";
+import type { FlatParams } from "../models/flat_params.ts";
+import type { BstConfig } from "../models/bst_config.ts";
+import { buildPairBatch, PairSampler } from "../models/bst_pairs.ts";
+import { GPT, type GptConfig } from "../models/gpt.ts";
 import {
   BstSampler,
   type Generation,

@@ -4,7 +4,7 @@ import {
   documentIds,
   documentLayout,
   forwardPositions,
-} from "../../src/models/positions.ts";
+} from "../../src/nn/positions.ts";
 import { rng } from "../_util.ts";
 
 const E = 9; // EOS in these tests

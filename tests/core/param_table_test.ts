@@ -4,14 +4,14 @@ import {
   PARAM_ALIGN_ELEMENTS,
   paramsFromSafetensors,
   paramsToSafetensors,
-} from "../../src/train/param_table.ts";
+} from "../../src/core/param_table.ts";
 import {
   fromFloat32,
   parseSafetensors,
   type SafeTensor,
   serializeSafetensors,
   toFloat32,
-} from "../../src/train/safetensors.ts";
+} from "../../src/io/safetensors.ts";
 import { randomArray } from "../_util.ts";
 
 const FIXTURE = new URL("../fixtures/bst_tiny.safetensors", import.meta.url);
