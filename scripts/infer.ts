@@ -19,11 +19,12 @@ import { parseArgs } from "node:util";
 import { loadCheckpointConfig } from "../src/config/load.ts";
 import { getGpu } from "../src/gpu/device.ts";
 import { BstSampler, type Generation, SAMPLING_MODES } from "../src/inference/bst_sampling.ts";
-import { gptPromptAndGoal } from "../src/inference/greedy.ts";
+import { gptPromptAndGoal, greedyDecode } from "../src/inference/greedy.ts";
 import type { SamplingMode } from "../src/config/schema.ts";
 import { loadCheckpoint } from "../src/train/checkpoints.ts";
 import { loadTrainData } from "../src/train/data.ts";
-import { BstRun, GptRun } from "../src/train/trainer.ts";
+import { BST } from "../src/models/bst.ts";
+import { createModel } from "../src/models/from_config.ts";
 
 const USAGE =
   `Usage: deno task infer --checkpoint_path FILE --sampling_mode MODE [flags] [key=value ...]
@@ -115,10 +116,10 @@ try {
   const nVal = data.val.length / T;
   const rows = Math.min(numSamples, nVal);
   let generate: (prompt: number[], goal: number[]) => Promise<Generation>;
-  if (config.use_bst) {
-    const run = await BstRun.create(gpu, config, data);
-    await run.loadWeights(path);
-    const sampler = new BstSampler(run.model);
+  const model = await createModel(gpu, config, data);
+  model.loadSafetensors(file.tensors, path);
+  if (model instanceof BST) {
+    const sampler = new BstSampler(model);
     generate = (prompt, goal) =>
       sampler.sample(mode, [eos, ...prompt], [...goal, eos], {
         rolloutLen,
@@ -131,17 +132,15 @@ try {
     if (mode !== "AR") {
       throw new Error(`GPT sampling mode ${mode} is not valid: the GPT has AR only`);
     }
-    const run = await GptRun.create(gpu, config, data);
-    await run.loadWeights(path);
     generate = async (prefix, suffix) => {
       const { prompt: full, goal } = gptPromptAndGoal(
-        run.model.config.mode,
+        model.config.mode,
         prefix,
         suffix,
         eos,
-        run.model.config.fimTokenId,
+        model.config.fimTokenId,
       );
-      const out = await run.decode(new Int32Array(full), 1, full.length, rolloutLen);
+      const out = await greedyDecode(model, new Int32Array(full), 1, full.length, rolloutLen);
       const gen: number[] = [];
       for (const t of out) {
         gen.push(t);

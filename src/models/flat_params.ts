@@ -22,7 +22,7 @@ import type { SafeTensor } from "../io/safetensors.ts";
 import type { BlockParams } from "../nn/block.ts";
 import type { StackParams } from "../nn/encoder.ts";
 import type { ParamGroup } from "../nn/layer.ts";
-import type { ParamListBuilder, ParamSpec } from "./param_specs.ts";
+import type { ParamSpec } from "./param_specs.ts";
 
 /** Flat parameter and gradient buffers with views by PyTorch name. */
 export class FlatParams {
@@ -82,7 +82,7 @@ export class FlatParams {
 
   /**
    * Parameter views of the transformer stack under `prefix` (`nLayer` blocks and the final
-   * norm), the names {@linkcode ParamListBuilder.stack} lists.
+   * norm), the names `ParamListBuilder.stack` lists.
    */
   stackParams(prefix: string, nLayer: number): StackParams {
     const block = (l: number): BlockParams => {

@@ -11,7 +11,7 @@ import type { Gpu } from "../gpu/device.ts";
 import { run } from "../gpu/kernel.ts";
 import { greedyDecode } from "../inference/greedy.ts";
 import { BST, type EncoderPlan, type PairHead, trainingPairList } from "../models/bst.ts";
-import type { BstConfig } from "../models/bst_config.ts";
+import { bstConfigFor } from "../models/from_config.ts";
 import { buildPairBatch, PairSampler, type PairSamplerState } from "../models/bst_pairs.ts";
 import type { AdamW } from "./optimizer.ts";
 import {
@@ -22,28 +22,6 @@ import {
   valBatchCount,
   type ValMetrics,
 } from "./run.ts";
-
-/** Builds the BST config from the run config and the data's derived sizes. */
-export function bstConfigFor(config: Config, data: TrainData): BstConfig {
-  const m = config.model;
-  if (m.dropout !== 0) {
-    throw new Error(`model.dropout must be 0: dropout is not implemented (got ${m.dropout})`);
-  }
-  return {
-    vocabSize: data.vocabSize,
-    eosTokenId: data.eosTokenId,
-    nLayer: m.n_layer,
-    nHead: m.n_head,
-    nEmbd: m.n_embd,
-    blockSize: data.seqLen,
-    bias: m.bias,
-    contextLength: data.contextLength,
-    pairMinimumGap: m.bst_pair_minimum_gap,
-    pairMaximumGap: m.bst_pair_maximum_gap,
-    pairSubsampleRate: m.bst_pair_subsample_rate,
-    singleGapPredictionMode: m.bst_single_gap_prediction_mode,
-  };
-}
 
 /** The BST, its optimizer, pair sampler and planned buffers of a run. */
 export class BstRun extends FlatRun<BST> {

@@ -9,6 +9,8 @@ import type { Config } from "../config/schema.ts";
 import type { Gpu } from "../gpu/device.ts";
 import { run } from "../gpu/kernel.ts";
 import { readTensor } from "../gpu/tensor.ts";
+import { greedyDecode } from "../inference/greedy.ts";
+import { gptConfigFor } from "../models/from_config.ts";
 import { GPT } from "../models/gpt.ts";
 import {
   createAdamW,
@@ -25,26 +27,7 @@ export class GptRun extends FlatRun<GPT> {
 
   /** Creates the GPT (seeded) and AdamW for a config and its data. */
   static async create(gpu: Gpu, config: Config, data: TrainData): Promise<GptRun> {
-    const m = config.model;
-    if (m.dropout !== 0) {
-      throw new Error(`model.dropout must be 0: dropout is not implemented (got ${m.dropout})`);
-    }
-    if (m.gpt_mode === "fim") {
-      throw new Error(
-        "model.gpt_mode fim needs a <|fim|> token, which star-graph data does not have",
-      );
-    }
-    const model = await GPT.create(gpu, {
-      vocabSize: data.vocabSize,
-      eosTokenId: data.eosTokenId,
-      nLayer: m.n_layer,
-      nHead: m.n_head,
-      nEmbd: m.n_embd,
-      blockSize: data.seqLen,
-      bias: m.bias,
-      mode: "next_token",
-      fimTokenId: -1,
-    }, { seed: config.seed });
+    const model = await GPT.create(gpu, gptConfigFor(config, data), { seed: config.seed });
     return new GptRun(gpu, config, data, model, await createAdamW(model, config));
   }
 
@@ -81,36 +64,9 @@ export class GptRun extends FlatRun<GPT> {
         ? await pathAccuracy(
           this.data,
           count * B,
-          (p, n, len, steps) => this.decode(p, n, len, steps),
+          (p, n, len, steps) => greedyDecode(this.model, p, n, len, steps),
         )
         : null,
     };
-  }
-
-  /** Greedy next-token decoding of `steps` tokens after each prefix. */
-  async decode(
-    prefixes: Int32Array,
-    rows: number,
-    prefixLen: number,
-    steps: number,
-  ): Promise<Int32Array> {
-    const V = this.model.config.vocabSize;
-    const out = new Int32Array(rows * steps);
-    let seq = prefixes;
-    for (let s = 0; s < steps; s++) {
-      const len = prefixLen + s;
-      const logits = await this.model.logits(seq, rows, len); // (rows, len, V)
-      const grown = new Int32Array(rows * (len + 1));
-      for (let r = 0; r < rows; r++) {
-        const base = (r * len + len - 1) * V;
-        let best = 0;
-        for (let v = 1; v < V; v++) if (logits[base + v] > logits[base + best]) best = v;
-        out[r * steps + s] = best;
-        grown.set(seq.subarray(r * len, (r + 1) * len), r * (len + 1));
-        grown[r * (len + 1) + len] = best;
-      }
-      seq = grown;
-    }
-    return out;
   }
 }

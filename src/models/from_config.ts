@@ -1,0 +1,98 @@
+/**
+ * Model hyper-parameters from a run config and the sizes its data derives (the reference's
+ * `update_config`: vocabulary, EOS id, block size, context length), and a model built from
+ * them — the one place training, evaluation and sampling turn a config into a BST or a GPT.
+ *
+ * @module
+ */
+
+import type { Config } from "../config/schema.ts";
+import type { Gpu } from "../gpu/device.ts";
+import { BST } from "./bst.ts";
+import type { BstConfig } from "./bst_config.ts";
+import { GPT, type GptConfig } from "./gpt.ts";
+
+/** What a model takes from its data. */
+export interface DataSizes {
+  /** Row length T (block size). */
+  seqLen: number;
+  vocabSize: number;
+  eosTokenId: number;
+  /** First forward position that forms BST pairs (star graph: the prefix length). */
+  contextLength: number;
+  /** The `<|fim|>` token id, when the data has one (GPT FIM mode needs it). */
+  fimTokenId?: number;
+}
+
+function checkNoDropout(config: Config): void {
+  if (config.model.dropout !== 0) {
+    throw new Error(
+      `model.dropout must be 0: dropout is not implemented (got ${config.model.dropout})`,
+    );
+  }
+}
+
+/**
+ * The BST config of a run config and its data.
+ *
+ * @example
+ * ```ts
+ * import { bstConfigFor } from "./from_config.ts";
+ * import type { Config } from "../config/schema.ts";
+ * const model = {
+ *   n_layer: 2, n_head: 4, n_embd: 32, bias: false, dropout: 0, bst_pair_minimum_gap: 1,
+ *   bst_pair_maximum_gap: -1, bst_pair_subsample_rate: 1, bst_single_gap_prediction_mode: "eos",
+ * };
+ * const config = { model } as unknown as Config; // normally from loadConfig()
+ * const sizes = { seqLen: 16, vocabSize: 23, eosTokenId: 22, contextLength: 0 };
+ * console.log(bstConfigFor(config, sizes).blockSize); // 16
+ * ```
+ */
+export function bstConfigFor(config: Config, data: DataSizes): BstConfig {
+  checkNoDropout(config);
+  const m = config.model;
+  return {
+    vocabSize: data.vocabSize,
+    eosTokenId: data.eosTokenId,
+    nLayer: m.n_layer,
+    nHead: m.n_head,
+    nEmbd: m.n_embd,
+    blockSize: data.seqLen,
+    bias: m.bias,
+    contextLength: data.contextLength,
+    pairMinimumGap: m.bst_pair_minimum_gap,
+    pairMaximumGap: m.bst_pair_maximum_gap,
+    pairSubsampleRate: m.bst_pair_subsample_rate,
+    singleGapPredictionMode: m.bst_single_gap_prediction_mode,
+  };
+}
+
+/** The GPT config of a run config and its data (`model.gpt_mode`). */
+export function gptConfigFor(config: Config, data: DataSizes): GptConfig {
+  checkNoDropout(config);
+  const m = config.model;
+  if (m.gpt_mode === "fim" && data.fimTokenId === undefined) {
+    throw new Error("model.gpt_mode fim needs a <|fim|> token, which this data does not have");
+  }
+  return {
+    vocabSize: data.vocabSize,
+    eosTokenId: data.eosTokenId,
+    nLayer: m.n_layer,
+    nHead: m.n_head,
+    nEmbd: m.n_embd,
+    blockSize: data.seqLen,
+    bias: m.bias,
+    mode: m.gpt_mode,
+    fimTokenId: m.gpt_mode === "fim" ? data.fimTokenId! : -1,
+  };
+}
+
+/**
+ * The model a config names (`use_bst`: BST, else the GPT baseline), initialised from
+ * `config.seed`; load a checkpoint's weights with `loadSafetensors`.
+ */
+export function createModel(gpu: Gpu, config: Config, data: DataSizes): Promise<BST | GPT> {
+  return config.use_bst
+    ? BST.create(gpu, bstConfigFor(config, data), { seed: config.seed })
+    : GPT.create(gpu, gptConfigFor(config, data), { seed: config.seed });
+}
