@@ -32,33 +32,60 @@
  * @module
  */
 
-export * from "./src/gpu/device.ts";
-export * from "./src/gpu/tensor.ts";
-export * from "./src/gpu/kernel.ts";
-export * from "./src/gpu/index_lists.ts";
-export * from "./src/gpu/elementwise.ts";
-export * from "./src/io/safetensors.ts";
-export * from "./src/core/param_table.ts";
-export * from "./src/train/optimizer.ts";
-export * from "./src/train/lr_schedule.ts";
-export * from "./src/config/schema.ts";
-export * from "./src/config/merge.ts";
-export * from "./src/models/bst_config.ts";
-export * from "./src/models/bst.ts";
-export * from "./src/models/bst_pairs.ts";
-export * from "./src/models/bst_eval_pairs.ts";
-export * from "./src/nn/positions.ts";
-export * from "./src/conformance/conformance.ts";
-export * from "./src/models/gpt.ts";
-export * from "./src/models/flat_params.ts";
+// GPU runtime: the shared device, tensors, and running planned ops.
+export { getGpu, type Gpu } from "./src/gpu/device.ts";
+export { type Op, run } from "./src/gpu/kernel.ts";
+export { readTensor, type Tensor, uploadTensor } from "./src/gpu/tensor.ts";
+
+// Models: the BST, the GPT baseline, their parameter lists and configs.
+export { BST, type BstCreateOptions, type PairList, trainingPairList } from "./src/models/bst.ts";
+export { type BstConfig, bstParamSpecs } from "./src/models/bst_config.ts";
+export { fimLossMask, GPT, type GptConfig, gptParamSpecs } from "./src/models/gpt.ts";
 export {
-  BstSampler,
-  type Generation,
-  SAMPLING_MODES,
-  type SamplingOptions,
-} from "./src/inference/bst_sampling.ts";
-export * from "./src/inference/greedy.ts";
-export * from "./src/data/split.ts";
-export * from "./src/data/stargraph.ts";
-export * from "./src/data/stargraph_generate.ts";
-export * from "./src/tokenizers/stargraph.ts";
+  bstConfigFor,
+  createModel,
+  type DataSizes,
+  gptConfigFor,
+} from "./src/models/from_config.ts";
+export { type ParamSpec, swigluHidden } from "./src/models/param_specs.ts";
+export { buildPairBatch, type PairBatch, PairSampler } from "./src/models/bst_pairs.ts";
+export { documentLayout } from "./src/nn/positions.ts";
+
+// Training pieces: the optimizer, the LR schedule, the config schema (YAML loading lives in
+// src/config/load.ts, outside this npm-free graph).
+export { AdamW, type AdamWConfig } from "./src/train/optimizer.ts";
+export { learningRate } from "./src/train/lr_schedule.ts";
+export { type Config, ConfigError, validateConfig } from "./src/config/schema.ts";
+export { dotlistToTree, mergeConfig } from "./src/config/merge.ts";
+
+// Checkpoints: safetensors with PyTorch names.
+export {
+  fromFloat32,
+  parseSafetensors,
+  readSafetensors,
+  type SafeTensor,
+  type SafetensorsFile,
+  serializeSafetensors,
+  toFloat32,
+  writeSafetensorsAtomic,
+} from "./src/io/safetensors.ts";
+
+// Sampling.
+export { BstSampler, type Generation, type SamplingOptions } from "./src/inference/bst_sampling.ts";
+export { SAMPLING_MODES, type SamplingMode } from "./src/core/sampling_modes.ts";
+export { gptPromptAndGoal, greedyDecode } from "./src/inference/greedy.ts";
+
+// Data: the star graph (byte-identical to the reference), the reference's split and RNGs.
+export { trainTestSplitIndices } from "./src/data/split.ts";
+export {
+  loadStarGraph,
+  parseStarGraph,
+  type StarGraphDataset,
+  starGraphModelSizes,
+} from "./src/data/stargraph.ts";
+export { generateStarGraphFile, starGraphLine } from "./src/data/stargraph_generate.ts";
+export { StarGraphTokenizer } from "./src/tokenizers/stargraph.ts";
+export { numpyPermutation, PyRandom } from "./src/data/mt19937.ts";
+
+// Conformance against the PyTorch fixtures.
+export { type Check, conformance } from "./src/conformance/conformance.ts";

@@ -398,7 +398,20 @@ export class FloatLiteral {
   constructor(readonly value: number, readonly text: string) {}
 }
 
-/** An invalid configuration: unknown key, wrong type, unreadable or malformed file. */
+/**
+ * An invalid configuration: unknown key, wrong type, unreadable or malformed file. Its
+ * message is one line naming the key and where the value came from.
+ *
+ * @example
+ * ```ts
+ * import { ConfigError, validatePartialConfig } from "./schema.ts";
+ * try {
+ *   validatePartialConfig({ trainer: { train_batches: "many" } }, "override");
+ * } catch (e) {
+ *   console.log(e instanceof ConfigError); // true
+ * }
+ * ```
+ */
 export class ConfigError extends Error {
   /** @param message One line naming the key or file. */
   constructor(message: string) {

@@ -10,6 +10,7 @@
  * @module
  */
 
+import { IGNORE_INDEX } from "../gpu/cross_entropy.ts";
 import type { Gpu } from "../gpu/device.ts";
 import { run } from "../gpu/kernel.ts";
 import { readTensor } from "../gpu/tensor.ts";
@@ -194,7 +195,7 @@ export async function bstConformance(gpu: Gpu, f: SafetensorsFile, name: string)
   const pairs = toInt32(f.tensors.get("input.pairs")!, "input.pairs");
   const P = pairs.length / 2;
   model.setParameters(fixtureParams(model, f, true));
-  const none = new Int32Array(P).fill(-100);
+  const none = new Int32Array(P).fill(IGNORE_INDEX);
   const logits = await model.pairHead(enc, P, false).logits({
     count: P,
     fIndex: new Int32Array(P).map((_, i) => pairs[2 * i]),
@@ -327,7 +328,7 @@ export async function gptConformance(gpu: Gpu, f: SafetensorsFile, name: string)
   checks.push(compare(name, "logits", await model.logits(tokens, B, T), want("expected.logits")));
   const { targets } = model.lossTargets(tokens, B, T);
   if (f.tensors.has("expected.fim_loss_mask")) {
-    const mask = targets.map((t) => (t === -100 ? 0 : 1));
+    const mask = targets.map((t) => (t === IGNORE_INDEX ? 0 : 1));
     checks.push(
       compare(name, "fim_loss_mask", mask, toInt32(f.tensors.get("expected.fim_loss_mask")!)),
     );
@@ -349,6 +350,14 @@ export async function gptConformance(gpu: Gpu, f: SafetensorsFile, name: string)
 /**
  * Runs the checks a fixture describes; parts not implemented yet are reported as failing
  * checks that say what is missing, never skipped.
+ *
+ * @example Check the model against a PyTorch fixture (a path of `tests/fixtures`)
+ * ```ts
+ * import { conformance, getGpu, readSafetensors } from "../../mod.ts";
+ * const path = new URL("../../tests/fixtures/gpt_tiny.safetensors", import.meta.url).pathname;
+ * const checks = await conformance(await getGpu(), await readSafetensors(path), "gpt_tiny");
+ * console.log(checks.every((c) => c.ok)); // true
+ * ```
  */
 export function conformance(gpu: Gpu, f: SafetensorsFile, name: string): Promise<Check[]> {
   const kind = f.metadata.model;

@@ -292,7 +292,27 @@ export function submit(gpu: Gpu, list: readonly Op[], label = "bst.step"): void 
   gpu.queue.submit([encoder.finish()]);
 }
 
-/** Submits and waits until the GPU has finished all submitted work. */
+/**
+ * Submits ops (planned dispatches and copies) as one command buffer and waits until the GPU
+ * has finished all submitted work. Inside a training step, append ops to one list and call
+ * this once: every wait costs at least one device poll.
+ *
+ * @example
+ * ```ts
+ * import { BST, getGpu, readTensor, run } from "../../mod.ts";
+ * const gpu = await getGpu();
+ * const cfg = {
+ *   vocabSize: 8, eosTokenId: 7, nLayer: 1, nHead: 2, nEmbd: 32, blockSize: 4, bias: false,
+ *   contextLength: 0, pairMinimumGap: 1, pairMaximumGap: -1, pairSubsampleRate: 1,
+ *   singleGapPredictionMode: "eos" as const,
+ * };
+ * const model = await BST.create(gpu, cfg);
+ * const enc = await model.encoders(1, 4);
+ * enc.setTokens(new Int32Array([1, 2, 3, 7]));
+ * await run(gpu, enc.forward); // both encoders, one submission
+ * console.log((await readTensor(gpu, enc.outF)).length); // (4 + 1) * 32 = 160
+ * ```
+ */
 export async function run(gpu: Gpu, list: readonly Op[], label?: string): Promise<void> {
   submit(gpu, list, label);
   await gpu.queue.onSubmittedWorkDone();

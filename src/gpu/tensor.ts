@@ -38,6 +38,16 @@ export function roundUp(n: number, m: number): number {
  * A tensor: `numel(shape)` elements of `dtype` at byte `offset` of `buffer`, row-major.
  * Views into a shared buffer (e.g. one buffer for all parameters) have a non-zero offset
  * aligned to the device's `minStorageBufferOffsetAlignment`.
+ *
+ * @example
+ * ```ts
+ * import { getGpu, readTensor, uploadTensor } from "../../mod.ts";
+ * const gpu = await getGpu();
+ * const data = new Float32Array(3 * 64).map((_, i) => i);
+ * const t = uploadTensor(gpu, data, [3, 64], "example.rows"); // (3, 64)
+ * const last = t.rows(1, 2); // a view of rows 1 and 2: no copy (offsets align to 256 bytes)
+ * console.log(last.shape, (await readTensor(gpu, last))[0]); // [ 2, 64 ] 64
+ * ```
  */
 export class Tensor {
   /** Number of elements. */
@@ -171,7 +181,17 @@ export function createFlatTensor(gpu: Gpu, n: number, label: string): Tensor {
   return new Tensor(createBuffer(gpu, label, n * 4, TENSOR_USAGE, false), [n], "f32", label);
 }
 
-/** Creates a tensor holding `data` (length must equal the shape's element count). */
+/**
+ * Creates a tensor holding `data` (length must equal the shape's element count).
+ *
+ * @example
+ * ```ts
+ * import { getGpu, readTensor, uploadTensor } from "../../mod.ts";
+ * const gpu = await getGpu();
+ * const t = uploadTensor(gpu, new Float32Array([1, 2, 3, 4, 5, 6]), [2, 3], "example.t");
+ * console.log(t.shape, [...await readTensor(gpu, t)]); // [2, 3] [1, 2, 3, 4, 5, 6]
+ * ```
+ */
 export function uploadTensor<D extends DType>(
   gpu: Gpu,
   data: TypedArrayOf<D>,
@@ -208,14 +228,6 @@ export function writeTensor(
   );
 }
 
-/** Fills a tensor with zeros by a copy-free clear on the queue. */
-export function zeroTensor(gpu: Gpu, tensor: Tensor): void {
-  if (tensor.byteLength === 0) return;
-  const enc = gpu.device.createCommandEncoder({ label: `zero ${tensor.label}` });
-  enc.clearBuffer(tensor.buffer, tensor.offset, roundUp(tensor.byteLength, 4));
-  gpu.queue.submit([enc.finish()]);
-}
-
 async function readBytes(gpu: Gpu, tensor: Tensor): Promise<ArrayBuffer> {
   const bytes = roundUp(tensor.byteLength, 4);
   const out = new ArrayBuffer(bytes);
@@ -241,7 +253,18 @@ function expectDtype(tensor: Tensor, dtype: DType): void {
   }
 }
 
-/** Reads an f32 tensor back to the CPU (waits for submitted work that writes it). */
+/**
+ * Reads an f32 tensor back to the CPU (waits for submitted work that writes it). A readback
+ * waits for the GPU: keep it out of training steps.
+ *
+ * @example
+ * ```ts
+ * import { getGpu, readTensor, uploadTensor } from "../../mod.ts";
+ * const gpu = await getGpu();
+ * const t = uploadTensor(gpu, new Float32Array([0.5, -2]), [2], "example.read");
+ * console.log(await readTensor(gpu, t)); // Float32Array(2) [ 0.5, -2 ]
+ * ```
+ */
 export async function readTensor(gpu: Gpu, tensor: Tensor): Promise<Float32Array> {
   expectDtype(tensor, "f32");
   return new Float32Array(await readBytes(gpu, tensor), 0, tensor.numel);
@@ -251,12 +274,6 @@ export async function readTensor(gpu: Gpu, tensor: Tensor): Promise<Float32Array
 export async function readTensorI32(gpu: Gpu, tensor: Tensor): Promise<Int32Array> {
   expectDtype(tensor, "i32");
   return new Int32Array(await readBytes(gpu, tensor), 0, tensor.numel);
-}
-
-/** Reads a u32 tensor back to the CPU. */
-export async function readTensorU32(gpu: Gpu, tensor: Tensor): Promise<Uint32Array> {
-  expectDtype(tensor, "u32");
-  return new Uint32Array(await readBytes(gpu, tensor), 0, tensor.numel);
 }
 
 /**
@@ -274,7 +291,7 @@ export class BufferPool {
     return this.#live;
   }
 
-  /** Takes a tensor from the pool (contents undefined; call zeroTensor if needed). */
+  /** Takes a tensor from the pool (contents undefined). */
   acquire(shape: readonly number[], label: string, dtype: DType = "f32"): Tensor {
     const bytes = Math.max(16, roundUp(numel(shape) * DTYPE_BYTES[dtype], 256));
     const list = this.#free.get(bytes);

@@ -19,6 +19,7 @@
  * @module
  */
 
+import { IGNORE_INDEX } from "../gpu/cross_entropy.ts";
 import { SAMPLING_MODES, type SamplingMode } from "../core/sampling_modes.ts";
 import { run } from "../gpu/kernel.ts";
 import type { BST, PairHead, PairList } from "../models/bst.ts";
@@ -103,7 +104,26 @@ function topK(values: Float64Array, k: number): number[] {
   return [...values.keys()].sort((a, b) => values[b] - values[a] || a - b).slice(0, k);
 }
 
-/** The six sampling modes over one BST (single sequences, batch size 1 like the reference). */
+/**
+ * The six sampling modes over one BST (single sequences, batch size 1 like the reference).
+ *
+ * @example Goal-conditioned planning with an untrained model
+ * ```ts
+ * import { BST, BstSampler, getGpu } from "../../mod.ts";
+ * const cfg = {
+ *   vocabSize: 8, eosTokenId: 7, nLayer: 1, nHead: 2, nEmbd: 32, blockSize: 4, bias: false,
+ *   contextLength: 0, pairMinimumGap: 1, pairMaximumGap: -1, pairSubsampleRate: 1,
+ *   singleGapPredictionMode: "eos" as const,
+ * };
+ * const model = await BST.create(await getGpu(), cfg, { seed: 1 });
+ * const g = await new BstSampler(model).sample("goal_cond_plan", [7, 1], [3, 7], {
+ *   rolloutLen: 2,
+ *   rolloutCount: 2,
+ *   topK: 2,
+ * });
+ * console.log(g.sampling_method, g.prompt); // goal_cond_plan 7 1
+ * ```
+ */
 export class BstSampler {
   readonly slots: StateSlots;
   #slotHead?: PairHead;
@@ -341,7 +361,7 @@ export class BstSampler {
       this.#scoreHeads.set(seq.length, head);
     }
     const n = targets.length;
-    const ignored = new Int32Array(n).fill(-100);
+    const ignored = new Int32Array(n).fill(IGNORE_INDEX);
     const logits = await head.logits({
       count: n,
       fIndex: new Int32Array(targets.map((t) => t - 1)),
@@ -381,8 +401,8 @@ function onePair(f: number, b: number): PairList {
     count: 1,
     fIndex: new Int32Array([f]),
     bIndex: new Int32Array([b]),
-    nextTarget: new Int32Array([-100]),
-    prevTarget: new Int32Array([-100]),
+    nextTarget: new Int32Array([IGNORE_INDEX]),
+    prevTarget: new Int32Array([IGNORE_INDEX]),
     nextWeight: new Float32Array(1),
     prevWeight: new Float32Array(1),
   };

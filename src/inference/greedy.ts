@@ -66,6 +66,18 @@ function gptLastLogits(model: GPT): LastLogits {
  * @param prefixes (rows, prefixLen) token ids.
  * @returns (rows, steps) generated ids (rows that produced EOS keep generating; callers cut
  *   at the first EOS).
+ *
+ * @example
+ * ```ts
+ * import { getGpu, GPT, greedyDecode } from "../../mod.ts";
+ * const cfg = {
+ *   vocabSize: 8, eosTokenId: 7, nLayer: 1, nHead: 2, nEmbd: 32, blockSize: 8, bias: false,
+ *   mode: "next_token" as const, fimTokenId: -1,
+ * };
+ * const gpt = await GPT.create(await getGpu(), cfg, { seed: 1 });
+ * const out = await greedyDecode(gpt, new Int32Array([7, 1, 7, 2]), 2, 2, 3); // 2 rows
+ * console.log(out.length); // 6
+ * ```
  */
 export async function greedyDecode(
   model: BST | GPT,
@@ -101,6 +113,12 @@ export async function greedyDecode(
  * The GPT's prompt and goal as the reference's `generate_samples` builds them: next-token
  * mode `[EOS, …prefix]` (the goal is ignored); FIM mode `[EOS, …suffix, <|fim|>, …prefix]`,
  * so the model fills in the middle. The goal reported is `[EOS]` in both.
+ *
+ * @example
+ * ```ts
+ * import { gptPromptAndGoal } from "./greedy.ts";
+ * console.log(gptPromptAndGoal("fim", [4, 5], [8, 9], 1, 1000).prompt); // [ 1, 8, 9, 1000, 4, 5 ]
+ * ```
  */
 export function gptPromptAndGoal(
   mode: "next_token" | "fim",

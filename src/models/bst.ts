@@ -22,6 +22,7 @@
  * @module
  */
 
+import { IGNORE_INDEX } from "../gpu/cross_entropy.ts";
 import type { Gpu } from "../gpu/device.ts";
 import { planFill } from "../gpu/elementwise.ts";
 import { buildCsr } from "../gpu/index_lists.ts";
@@ -74,7 +75,23 @@ export interface PairList {
 /** Default budget for one text-head chunk's activations (bytes). */
 const TEXT_HEAD_BUDGET = 512 * 1024 * 1024;
 
-/** The Belief State Transformer: parameters on the GPU and plans over them. */
+/**
+ * The Belief State Transformer: parameters on the GPU and plans over them.
+ *
+ * @example The evaluation loss of one row
+ * ```ts
+ * import { BST, getGpu } from "../../mod.ts";
+ * const gpu = await getGpu();
+ * const cfg = {
+ *   vocabSize: 8, eosTokenId: 7, nLayer: 1, nHead: 2, nEmbd: 32, blockSize: 4, bias: false,
+ *   contextLength: 0, pairMinimumGap: 1, pairMaximumGap: -1, pairSubsampleRate: 1,
+ *   singleGapPredictionMode: "eos" as const,
+ * };
+ * const model = await BST.create(gpu, cfg, { seed: 1 });
+ * const { next, prev } = await model.evaluationLoss(new Int32Array([1, 2, 3, 7]), 1, 4);
+ * console.log(next[0] > 0 && prev[0] > 0); // true (about ln 8 at initialisation)
+ * ```
+ */
 export class BST extends FlatParams {
   /** Hidden width of the encoder MLPs. */
   readonly hidden: number;
@@ -455,7 +472,7 @@ export class PairHead {
       const end = Math.min(pairs.count, start + P);
       const ia = new Int32Array(P).fill(-1);
       const ib = new Int32Array(P).fill(-1);
-      const targets = new Int32Array(2 * P).fill(-100);
+      const targets = new Int32Array(2 * P).fill(IGNORE_INDEX);
       const weights = new Float32Array(2 * P);
       ia.set(pairs.fIndex.subarray(start, end));
       ib.set(pairs.bIndex.subarray(start, end));
@@ -534,7 +551,24 @@ function padTo(a: Int32Array, n: number): Int32Array {
   return out;
 }
 
-/** The text-head pair list of a training micro-batch (both heads share each pair's weight). */
+/**
+ * The text-head pair list of a training micro-batch (both heads share each pair's weight).
+ *
+ * @example
+ * ```ts
+ * import { buildPairBatch, PairSampler, trainingPairList } from "../../mod.ts";
+ * const cfg = {
+ *   vocabSize: 8, eosTokenId: 7, nLayer: 1, nHead: 2, nEmbd: 32, blockSize: 4, bias: false,
+ *   contextLength: 0, pairMinimumGap: 1, pairMaximumGap: -1, pairSubsampleRate: 1,
+ *   singleGapPredictionMode: "eos" as const,
+ * };
+ * const batch = buildPairBatch(new Int32Array([1, 2, 3, 7]), 1, 4, new PairSampler(cfg, 0), {
+ *   pairBatchSize: 64,
+ * });
+ * const list = trainingPairList(batch);
+ * console.log(list.count === batch.count, list.nextWeight === list.prevWeight); // true true
+ * ```
+ */
 export function trainingPairList(b: PairBatch): PairList {
   return {
     count: b.count,
@@ -553,7 +587,7 @@ export function trainingPairList(b: PairBatch): PairList {
  */
 export function evaluationPairList(e: EvalPairs): PairList {
   const n = e.next.fIndex.length;
-  const ignore = new Int32Array(n).fill(-100);
+  const ignore = new Int32Array(n).fill(IGNORE_INDEX);
   const zero = new Float32Array(n);
   const cat = <T extends Int32Array | Float32Array>(a: T, b: T): T => {
     const out = new (a.constructor as { new (n: number): T })(2 * n);

@@ -73,6 +73,19 @@ export function validateBstConfig(cfg: BstConfig): void {
 /**
  * The BST's parameters in PyTorch `named_parameters()` order: encoder (embedding, forward
  * blocks, forward norm, backward blocks, backward norm), then text head.
+ *
+ * @example
+ * ```ts
+ * import { bstParamSpecs } from "./bst_config.ts";
+ * const cfg = {
+ *   vocabSize: 8, eosTokenId: 7, nLayer: 1, nHead: 2, nEmbd: 32, blockSize: 4, bias: false,
+ *   contextLength: 0, pairMinimumGap: 1, pairMaximumGap: -1, pairSubsampleRate: 1,
+ *   singleGapPredictionMode: "eos" as const,
+ * };
+ * const specs = bstParamSpecs(cfg);
+ * console.log(specs[0].name, specs.at(-1)!.name);
+ * // encoder.token_embedding.weight text_head.lm_head.weight
+ * ```
  */
 export function bstParamSpecs(cfg: BstConfig): ParamSpec[] {
   const C = cfg.nEmbd;

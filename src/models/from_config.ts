@@ -67,7 +67,19 @@ export function bstConfigFor(config: Config, data: DataSizes): BstConfig {
   };
 }
 
-/** The GPT config of a run config and its data (`model.gpt_mode`). */
+/**
+ * The GPT config of a run config and its data (`model.gpt_mode`).
+ *
+ * @example FIM mode needs a `<|fim|>` token in the data
+ * ```ts
+ * import { gptConfigFor } from "./from_config.ts";
+ * import type { Config } from "../config/schema.ts";
+ * const model = { n_layer: 2, n_head: 4, n_embd: 32, bias: false, dropout: 0, gpt_mode: "fim" };
+ * const config = { model } as unknown as Config; // normally from loadConfig()
+ * const sizes = { seqLen: 256, vocabSize: 1001, eosTokenId: 1, contextLength: 0, fimTokenId: 1000 };
+ * console.log(gptConfigFor(config, sizes).fimTokenId); // 1000
+ * ```
+ */
 export function gptConfigFor(config: Config, data: DataSizes): GptConfig {
   checkNoDropout(config);
   const m = config.model;
@@ -90,6 +102,17 @@ export function gptConfigFor(config: Config, data: DataSizes): GptConfig {
 /**
  * The model a config names (`use_bst`: BST, else the GPT baseline), initialised from
  * `config.seed`; load a checkpoint's weights with `loadSafetensors`.
+ *
+ * @example
+ * ```ts
+ * import { createModel, getGpu, GPT } from "../../mod.ts";
+ * import type { Config } from "../config/schema.ts";
+ * const model = { n_layer: 1, n_head: 2, n_embd: 32, bias: false, dropout: 0, gpt_mode: "next_token" };
+ * const config = { seed: 1, use_bst: false, model } as unknown as Config; // normally loadConfig()
+ * const sizes = { seqLen: 8, vocabSize: 10, eosTokenId: 9, contextLength: 0 };
+ * const gpt = await createModel(await getGpu(), config, sizes);
+ * console.log(gpt instanceof GPT); // true
+ * ```
  */
 export function createModel(gpu: Gpu, config: Config, data: DataSizes): Promise<BST | GPT> {
   return config.use_bst

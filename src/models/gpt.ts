@@ -35,7 +35,20 @@ export interface GptConfig {
   fimTokenId: number;
 }
 
-/** The GPT's parameters in PyTorch `named_parameters()` order. */
+/**
+ * The GPT's parameters in PyTorch `named_parameters()` order.
+ *
+ * @example
+ * ```ts
+ * import { gptParamSpecs } from "./gpt.ts";
+ * const cfg = {
+ *   vocabSize: 8, eosTokenId: 7, nLayer: 1, nHead: 2, nEmbd: 32, blockSize: 4, bias: false,
+ *   mode: "next_token" as const, fimTokenId: -1,
+ * };
+ * console.log(gptParamSpecs(cfg).map((s) => s.name).slice(0, 2));
+ * // [ "model.token_embedding.weight", "model.transformer.blocks.0.ln_1.weight" ]
+ * ```
+ */
 export function gptParamSpecs(cfg: GptConfig): ParamSpec[] {
   const b = new ParamListBuilder(cfg.bias);
   b.add("model.token_embedding.weight", [cfg.vocabSize, cfg.nEmbd], "model");
@@ -50,6 +63,13 @@ export function gptParamSpecs(cfg: GptConfig): ParamSpec[] {
  * (inclusive), FIM tokens never, and the row's first EOS never.
  *
  * @returns (rows, n) 1 where the target counts.
+ *
+ * @example EOS = 1, `<|fim|>` = 9: loss from the FIM token (exclusive) to the next EOS
+ * ```ts
+ * import { fimLossMask } from "./gpt.ts";
+ * // targets of the row [EOS, s, s, FIM, p, p, EOS] (inputs row[:-1], targets row[1:])
+ * console.log([...fimLossMask([5, 6, 9, 3, 4, 1], 1, 6, 1, 9)]); // [ 0, 0, 0, 1, 1, 1 ]
+ * ```
  */
 export function fimLossMask(
   targets: ArrayLike<number>,
@@ -135,7 +155,21 @@ export class GptPlan {
   }
 }
 
-/** The GPT baseline: parameters in one flat buffer and plans over them. */
+/**
+ * The GPT baseline: parameters in one flat buffer and plans over them.
+ *
+ * @example Logits of one row
+ * ```ts
+ * import { getGpu, GPT } from "../../mod.ts";
+ * const cfg = {
+ *   vocabSize: 8, eosTokenId: 7, nLayer: 1, nHead: 2, nEmbd: 32, blockSize: 4, bias: false,
+ *   mode: "next_token" as const, fimTokenId: -1,
+ * };
+ * const gpt = await GPT.create(await getGpu(), cfg, { seed: 1 });
+ * const logits = await gpt.logits(new Int32Array([7, 1, 2, 3]), 1, 4); // (1, 4, V)
+ * console.log(logits.length); // 32
+ * ```
+ */
 export class GPT extends FlatParams {
   readonly hidden: number;
 

@@ -41,7 +41,26 @@ export interface AdamWConfig {
   eps?: number;
 }
 
-/** AdamW state (m, v) and the planned ops of one optimizer step. */
+/**
+ * AdamW state (m, v) and the planned ops of one optimizer step, with the reference's
+ * per-module gradient clipping.
+ *
+ * @example One step on a GPT (the loss's gradient, then AdamW)
+ * ```ts
+ * import { AdamW, getGpu, GPT, run } from "../../mod.ts";
+ * const cfg = {
+ *   vocabSize: 8, eosTokenId: 7, nLayer: 1, nHead: 2, nEmbd: 32, blockSize: 4, bias: false,
+ *   mode: "next_token" as const, fimTokenId: -1,
+ * };
+ * const gpu = await getGpu();
+ * const gpt = await GPT.create(gpu, cfg, { seed: 1 });
+ * const opt = await AdamW.create(gpt, { beta1: 0.9, beta2: 0.95, weightDecay: 0.1, gradClip: 1 });
+ * const { ops } = await gpt.planMicroStep(new Int32Array([7, 1, 2, 3, 7]), 1, 5);
+ * opt.setStep(1e-3, 1);
+ * await run(gpu, [...await gpt.planZeroGrads(), ...ops, ...opt.ops]);
+ * console.log((await opt.gradNorm()).total > 0); // true
+ * ```
+ */
 export class AdamW {
   /** First and second moments, flat, same layout as the parameters. */
   readonly m: Tensor;
