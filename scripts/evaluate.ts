@@ -2,7 +2,7 @@
  * `deno task evaluate --checkpoint FILE [--config FILE] [key=value ...]`: loads a checkpoint
  * written by `deno task train`, runs validation with the config stored in it (or `--config`,
  * then the overrides), and prints the same final JSON object as training as the last stdout
- * line.
+ * line. `--checkpoint_path` is the same flag as `--checkpoint` (the name infer uses).
  *
  * Permissions (`-P=evaluate`): read (the checkpoint, config and data files given), the env
  * variables Mesa and wgpu read. No writes, no network.

@@ -4,7 +4,8 @@
  * come from validation rows: the first `--prefix_len` tokens and the last `--suffix_len`
  * tokens (64/64 by default; when a row is too short for that, a quarter of it each), with
  * EOS added before the prompt and after the goal; the rollout length is what lies between.
- * BST: the six modes; GPT: `AR` only (greedy, goal ignored).
+ * BST: the six modes; GPT: `AR` only (greedy, goal ignored). `--checkpoint` is the same flag
+ * as `--checkpoint_path` (the name evaluate uses).
  *
  * Output: one JSON object per sample (prompt, goal, sampling_method, generated, score,
  * greedy, greedy_score, top_n, original), appended to `--output_path` or printed on stdout.
