@@ -7,21 +7,16 @@
  * @module
  */
 
-import { parseArgs } from "node:util";
 import { getGpu } from "../src/gpu/device.ts";
+import { parseCli, runMain } from "./_cli.ts";
 
-const { values } = parseArgs({ options: { help: { type: "boolean", short: "h" } } });
-if (values.help) {
-  console.log(`Usage: deno task adapter
-
-Prints the WebGPU adapter (description, vendor, fallback flag, granted limits) as JSON.
-Exits 1 when no adapter is available. Set DENO_WEBGPU_BACKEND=vulkan or gl to pick a backend.`);
-  Deno.exit(0);
-}
-try {
+parseCli({
+  usage: "deno task adapter",
+  about: `Prints the WebGPU adapter (description, vendor, fallback flag, granted limits) as JSON.
+Exits 1 when no adapter is available. Set DENO_WEBGPU_BACKEND=vulkan or gl to pick a backend.`,
+  flags: {},
+});
+await runMain(async () => {
   const gpu = await getGpu();
   console.log(JSON.stringify(gpu.info));
-} catch (e) {
-  console.error(`error: ${(e as Error).message}`);
-  Deno.exit(1);
-}
+});

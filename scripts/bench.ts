@@ -15,7 +15,6 @@
  * @module
  */
 
-import { parseArgs } from "node:util";
 import { getGpu, type Gpu } from "../src/gpu/device.ts";
 import {
   attentionFlops,
@@ -31,30 +30,27 @@ import {
 } from "../src/gpu/matmul.ts";
 import { uploadTensor } from "../src/gpu/tensor.ts";
 import { benchBstSteps, BST_BENCH_SHAPES } from "./_bench_bst.ts";
+import { parseCli, runMain } from "./_cli.ts";
 
-const { values } = parseArgs({
-  options: {
-    help: { type: "boolean", short: "h" },
-    repeats: { type: "string", default: "5" },
-    only: { type: "string" },
-    "skip-paper": { type: "boolean" },
-  },
-});
-if (values.help) {
-  console.log(`Usage: deno task bench [--repeats N] [--only matmul|attention|bst] [--skip-paper]
-
-Prints one JSON object: the adapter, matmul GFLOP/s for the three Linear patterns at three
+const { values } = parseCli({
+  usage: "deno task bench [--repeats N] [--only matmul|attention|bst] [--skip-paper]",
+  about: `Prints one JSON object: the adapter, matmul GFLOP/s for the three Linear patterns at three
 shapes attention forward+backward time at B=8 H=8 T=69 D=96, and BST training steps (both
 encoders, text head, AdamW) for the small G(2,5) shape and the paper's G(5,5) shape: ms/step,
 tokens/s, achieved GFLOP/s. --skip-paper leaves out the paper shape (minutes per step on a
-CPU adapter). Progress goes to stderr.`);
-  Deno.exit(0);
-}
-const repeats = Math.max(1, Number(values.repeats));
-if (!Number.isInteger(repeats)) {
-  console.error(`error: --repeats must be a positive integer, got "${values.repeats}"`);
-  Deno.exit(2);
-}
+CPU adapter). Progress goes to stderr.`,
+  flags: {
+    repeats: { type: "integer", min: 1, default: 5, help: "timed runs per figure (default 5)" },
+    only: {
+      type: "string",
+      arg: "PART",
+      choices: ["matmul", "attention", "bst"],
+      help: "one part only: matmul, attention or bst",
+    },
+    "skip-paper": { type: "boolean", help: "leave out the paper-sized BST step" },
+  },
+});
+const repeats = values.repeats;
 
 /** Median wall time in ms of running `ops` (after one warm-up run). */
 export async function timeOps(gpu: Gpu, ops: Op[], n: number): Promise<number> {
@@ -144,21 +140,20 @@ async function benchAttention(gpu: Gpu) {
   return { B, H, T, D, ...result };
 }
 
-const gpu = await getGpu({ log: true }).catch((e) => {
-  console.error(`error: ${(e as Error).message}`);
-  Deno.exit(1);
+await runMain(async () => {
+  const gpu = await getGpu({ log: true });
+  const want = (name: string) => !values.only || values.only === name;
+  const report: Record<string, unknown> = {
+    adapter: gpu.info.description,
+    fallback_adapter: gpu.info.isFallbackAdapter,
+    deno: Deno.version.deno,
+    repeats,
+  };
+  if (want("matmul")) report.matmul = await benchMatmul(gpu);
+  if (want("attention")) report.attention = await benchAttention(gpu);
+  if (want("bst")) {
+    const shapes = BST_BENCH_SHAPES.filter((s) => !values["skip-paper"] || s.name !== "paper");
+    report.bst = await benchBstSteps(gpu, repeats, shapes);
+  }
+  console.log(JSON.stringify(report));
 });
-const want = (name: string) => !values.only || values.only === name;
-const report: Record<string, unknown> = {
-  adapter: gpu.info.description,
-  fallback_adapter: gpu.info.isFallbackAdapter,
-  deno: Deno.version.deno,
-  repeats,
-};
-if (want("matmul")) report.matmul = await benchMatmul(gpu);
-if (want("attention")) report.attention = await benchAttention(gpu);
-if (want("bst")) {
-  const shapes = BST_BENCH_SHAPES.filter((s) => !values["skip-paper"] || s.name !== "paper");
-  report.bst = await benchBstSteps(gpu, repeats, shapes);
-}
-console.log(JSON.stringify(report));

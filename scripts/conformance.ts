@@ -11,58 +11,45 @@
  * @module
  */
 
-import { parseArgs } from "node:util";
 import { getGpu } from "../src/gpu/device.ts";
 import { type Check, conformance } from "../src/conformance/conformance.ts";
 import { readSafetensors } from "../src/io/safetensors.ts";
+import { parseCli, runMain } from "./_cli.ts";
 
-const { values, positionals } = parseArgs({
-  options: { help: { type: "boolean", short: "h" } },
-  allowPositionals: true,
-});
-if (values.help || positionals.length === 0) {
-  const usage = `Usage: deno task conformance FILE.safetensors [FILE...]
-
-Runs every check a PyTorch reference fixture describes (encoder outputs, text-head logits,
+const { positionals } = parseCli({
+  usage: "deno task conformance FILE.safetensors [FILE...]",
+  about: `Runs every check a PyTorch reference fixture describes (encoder outputs, text-head logits,
 evaluation losses, training loss, gradients, grad norm, AdamW update, ...) and prints one
-JSON object per check and a summary. Exit code 0 only when all checks pass.`;
-  if (values.help) {
-    console.log(usage);
-    Deno.exit(0);
-  }
-  console.error(usage);
-  Deno.exit(2);
-}
+JSON object per check and a summary. Exit code 0 only when all checks pass.`,
+  flags: {},
+  positionals: { name: "FILE", min: 1, file: true },
+});
 
-let gpu;
-try {
-  gpu = await getGpu();
-} catch (e) {
-  console.error(`error: ${(e as Error).message}`);
-  Deno.exit(1);
-}
-const all: Check[] = [];
-for (const path of positionals) {
-  let checks: Check[];
-  try {
-    const file = await readSafetensors(path);
-    checks = await conformance(gpu, file, path.split("/").at(-1)!);
-  } catch (e) {
-    checks = [{
-      fixture: path,
-      name: "load",
-      max_abs_err: null,
-      max_rel_err: null,
-      ok: false,
-      error: (e as Error).message,
-    }];
+await runMain(async () => {
+  const gpu = await getGpu();
+  const all: Check[] = [];
+  for (const path of positionals) {
+    let checks: Check[];
+    try {
+      const file = await readSafetensors(path);
+      checks = await conformance(gpu, file, path.split("/").at(-1)!);
+    } catch (e) {
+      checks = [{
+        fixture: path,
+        name: "load",
+        max_abs_err: null,
+        max_rel_err: null,
+        ok: false,
+        error: (e as Error).message,
+      }];
+    }
+    for (const c of checks) console.log(JSON.stringify(c));
+    all.push(...checks);
   }
-  for (const c of checks) console.log(JSON.stringify(c));
-  all.push(...checks);
-}
-const failed = all.filter((c) => !c.ok);
-console.log(
-  `conformance: ${all.length - failed.length} passed, ${failed.length} failed` +
-    (failed.length ? ` (${[...new Set(failed.map((c) => c.fixture))].join(", ")})` : ""),
-);
-Deno.exit(failed.length === 0 ? 0 : 1);
+  const failed = all.filter((c) => !c.ok);
+  console.log(
+    `conformance: ${all.length - failed.length} passed, ${failed.length} failed` +
+      (failed.length ? ` (${[...new Set(failed.map((c) => c.fixture))].join(", ")})` : ""),
+  );
+  return failed.length === 0 ? 0 : 1;
+});

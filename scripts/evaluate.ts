@@ -2,7 +2,7 @@
  * `deno task evaluate --checkpoint FILE [--config FILE] [key=value ...]`: loads a checkpoint
  * written by `deno task train`, runs validation with the config stored in it (or `--config`,
  * then the overrides), and prints the same final JSON object as training as the last stdout
- * line.
+ * line. `--checkpoint_path` is the same flag as `--checkpoint` (the name infer uses).
  *
  * Permissions (`-P=evaluate`): read (the checkpoint, config and data files given), the env
  * variables Mesa and wgpu read. No writes, no network.
@@ -10,38 +10,38 @@
  * @module
  */
 
-import { parseArgs } from "node:util";
 import { loadCheckpointConfig } from "../src/config/load.ts";
 import { getGpu } from "../src/gpu/device.ts";
 import { loadCheckpoint } from "../src/train/checkpoints.ts";
 import { loadTrainData } from "../src/train/data.ts";
 import { createRun } from "../src/train/trainer.ts";
+import { OVERRIDES, parseCli, runMain } from "./_cli.ts";
 
-const USAGE = `Usage: deno task evaluate --checkpoint FILE [--config FILE] [key=value ...]
-
-Runs validation (val_loss, val_loss_next_token, val_loss_prev_token and, for star graphs,
+const { values, positionals } = parseCli({
+  usage: "deno task evaluate --checkpoint FILE [--config FILE] [key=value ...]",
+  about: `Runs validation (val_loss, val_loss_next_token, val_loss_prev_token and, for star graphs,
 path_accuracy) of a checkpoint and prints one JSON object. The config comes from the
 checkpoint's metadata unless --config is given; key=value overrides apply on top, e.g.
-trainer.val_batches=-1 for the whole validation split.`;
-
-const { values, positionals } = parseArgs({
-  options: {
-    help: { type: "boolean", short: "h" },
-    checkpoint: { type: "string" },
-    config: { type: "string", short: "c" },
+trainer.val_batches=-1 for the whole validation split.`,
+  flags: {
+    checkpoint: {
+      type: "string",
+      alias: "checkpoint_path",
+      required: true,
+      file: true,
+      help: "checkpoint written by deno task train (required)",
+    },
+    config: {
+      type: "string",
+      short: "c",
+      file: true,
+      help: "config instead of the one stored in the checkpoint",
+    },
   },
-  allowPositionals: true,
+  positionals: OVERRIDES,
 });
-if (values.help) {
-  console.log(USAGE);
-  Deno.exit(0);
-}
-if (!values.checkpoint) {
-  console.error(`error: --checkpoint is required\n\n${USAGE}`);
-  Deno.exit(2);
-}
 
-try {
+await runMain(async () => {
   const path = values.checkpoint;
   const file = await loadCheckpoint(path);
   const config = await loadCheckpointConfig(file.metadata, path, {
@@ -58,7 +58,4 @@ try {
     steps,
     seconds: Number(((performance.now() - started) / 1000).toFixed(1)),
   }));
-} catch (e) {
-  console.error(`error: ${(e as Error).message}`);
-  Deno.exit(1);
-}
+});

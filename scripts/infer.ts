@@ -4,7 +4,8 @@
  * come from validation rows: the first `--prefix_len` tokens and the last `--suffix_len`
  * tokens (64/64 by default; when a row is too short for that, a quarter of it each), with
  * EOS added before the prompt and after the goal; the rollout length is what lies between.
- * BST: the six modes; GPT: `AR` only (greedy, goal ignored).
+ * BST: the six modes; GPT: `AR` only (greedy, goal ignored). `--checkpoint` is the same flag
+ * as `--checkpoint_path` (the name evaluate uses).
  *
  * Output: one JSON object per sample (prompt, goal, sampling_method, generated, score,
  * greedy, greedy_score, top_n, original), appended to `--output_path` or printed on stdout.
@@ -15,7 +16,6 @@
  * @module
  */
 
-import { parseArgs } from "node:util";
 import { loadCheckpointConfig } from "../src/config/load.ts";
 import { getGpu } from "../src/gpu/device.ts";
 import { BstSampler, type Generation, SAMPLING_MODES } from "../src/inference/bst_sampling.ts";
@@ -25,77 +25,82 @@ import { loadCheckpoint } from "../src/train/checkpoints.ts";
 import { loadTrainData } from "../src/train/data.ts";
 import { BST } from "../src/models/bst.ts";
 import { createModel } from "../src/models/from_config.ts";
+import { OVERRIDES, parseCli, runMain } from "./_cli.ts";
 
-const USAGE =
-  `Usage: deno task infer --checkpoint_path FILE --sampling_mode MODE [flags] [key=value ...]
-
-  --checkpoint_path FILE   checkpoint written by deno task train (required)
-  --sampling_mode MODE     ${SAMPLING_MODES.join(", ")} (GPT: AR)
-  --rollout_count N        rollouts for beam and goal_cond_plan (default 10)
-  --top_k N                alternatives queued per step (default 5)
-  --relative_prob          goal_cond_plan scores by relative probabilities
-  --num_samples N          validation rows to sample from (default 1)
-  --prefix_len N           prompt tokens (default 64; a quarter of the row if too long)
-  --suffix_len N           goal tokens (default 64; likewise)
-  --output_path FILE       append JSON lines here instead of printing them
-  --config FILE            config instead of the one stored in the checkpoint
-  -h, --help               this text
-
-key=value overrides apply to the config (e.g. data.stargraph_data_path=...).`;
-
-let parsed;
-try {
-  parsed = parseArgs({
-    options: {
-      help: { type: "boolean", short: "h" },
-      checkpoint_path: { type: "string" },
-      sampling_mode: { type: "string" },
-      rollout_count: { type: "string", default: "10" },
-      top_k: { type: "string", default: "5" },
-      relative_prob: { type: "boolean", default: false },
-      num_samples: { type: "string", default: "1" },
-      prefix_len: { type: "string", default: "64" },
-      suffix_len: { type: "string", default: "64" },
-      output_path: { type: "string" },
-      config: { type: "string", short: "c" },
+const { values, positionals } = parseCli({
+  usage: "deno task infer --checkpoint_path FILE --sampling_mode MODE [flags] [key=value ...]",
+  about: `Samples from a checkpoint as microsoft/BST's inference.py does: prompts and goals come
+from validation rows; one JSON line per sample.`,
+  flags: {
+    checkpoint_path: {
+      type: "string",
+      alias: "checkpoint",
+      required: true,
+      file: true,
+      help: "checkpoint written by deno task train (required)",
     },
-    allowPositionals: true,
-  });
-} catch (e) {
-  console.error(`error: ${(e as Error).message}\n\n${USAGE}`);
-  Deno.exit(2);
-}
-const { values, positionals } = parsed;
-if (values.help) {
-  console.log(USAGE);
-  Deno.exit(0);
-}
-const usage = (why: string): never => {
-  console.error(`error: ${why}\n\n${USAGE}`);
-  Deno.exit(2);
-};
-const int = (name: string, text: string, min: number): number => {
-  const n = Number(text);
-  if (!/^-?\d+$/.test(text) || n < min) {
-    usage(`--${name} must be an integer ≥ ${min}, got "${text}"`);
-  }
-  return n;
-};
-if (!values.checkpoint_path) usage("--checkpoint_path is required");
+    sampling_mode: {
+      type: "string",
+      arg: "MODE",
+      required: true,
+      choices: SAMPLING_MODES,
+      help: `${SAMPLING_MODES.join(", ")} (GPT: AR)`,
+    },
+    rollout_count: {
+      type: "integer",
+      default: 10,
+      min: 1,
+      help: "rollouts for beam and goal_cond_plan (default 10)",
+    },
+    top_k: {
+      type: "integer",
+      default: 5,
+      min: 0,
+      help: "alternatives queued per step (default 5)",
+    },
+    relative_prob: { type: "boolean", help: "goal_cond_plan scores by relative probabilities" },
+    num_samples: {
+      type: "integer",
+      default: 1,
+      min: 1,
+      help: "validation rows to sample from (default 1)",
+    },
+    prefix_len: {
+      type: "integer",
+      default: 64,
+      min: 1,
+      help: "prompt tokens (default 64; a quarter of the row if too long)",
+    },
+    suffix_len: {
+      type: "integer",
+      default: 64,
+      min: 1,
+      help: "goal tokens (default 64; likewise)",
+    },
+    output_path: {
+      type: "string",
+      arg: "FILE",
+      help: "append JSON lines here instead of printing them",
+    },
+    config: {
+      type: "string",
+      short: "c",
+      file: true,
+      help: "config instead of the one stored in the checkpoint",
+    },
+  },
+  positionals: OVERRIDES,
+  notes: "key=value overrides apply to the config (e.g. data.stargraph_data_path=...).",
+});
 const mode = values.sampling_mode as SamplingMode;
-if (!SAMPLING_MODES.includes(mode)) {
-  usage(
-    `--sampling_mode must be one of ${SAMPLING_MODES.join(", ")}, got "${values.sampling_mode}"`,
-  );
-}
-const rolloutCount = int("rollout_count", values.rollout_count, 1);
-const topK = int("top_k", values.top_k, 0);
-const numSamples = int("num_samples", values.num_samples, 1);
-let prefixLen = int("prefix_len", values.prefix_len, 1);
-let suffixLen = int("suffix_len", values.suffix_len, 1);
+const rolloutCount = values.rollout_count;
+const topK = values.top_k;
+const numSamples = values.num_samples;
+let prefixLen = values.prefix_len;
+let suffixLen = values.suffix_len;
 
-try {
-  const path = values.checkpoint_path!;
+await runMain(async () => {
+  const path = values.checkpoint_path;
   const file = await loadCheckpoint(path);
   const config = await loadCheckpointConfig(file.metadata, path, {
     configFile: values.config,
@@ -176,7 +181,4 @@ try {
   } finally {
     outFile?.close();
   }
-} catch (e) {
-  console.error(`error: ${(e as Error).message}`);
-  Deno.exit(1);
-}
+});

@@ -10,67 +10,51 @@
  * @module
  */
 
-import { parseArgs } from "node:util";
 import {
   generateStarGraphFile,
   starGraphFileName,
   type StarGraphSpec,
   validateStarGraphSpec,
 } from "../src/data/stargraph_generate.ts";
+import { parseCli } from "./_cli.ts";
 
-const USAGE = `Usage: deno task prepare:stargraph [flags]
-
-Generates star-graph path-finding data exactly as microsoft/BST's prepare.py does.
-
-  --num_samples N   samples to generate (default 8000000)
-  --num_paths N     paths from the source (default 5)
-  --path_length N   nodes on each path, the source included (default 5)
-  --max_nodes N     node ids 0..N-1 (default 50)
-  --data_dir DIR    output directory (default data/stargraph)
-  --quiet           no progress bar
-  -h, --help        this text
-
-Writes DIR/graph_{num_paths}_{path_length}_sample_{num_samples}.txt (temporary file, then
+const { values } = parseCli({
+  usage: "deno task prepare:stargraph [flags]",
+  about: "Generates star-graph path-finding data exactly as microsoft/BST's prepare.py does.",
+  flags: {
+    num_samples: {
+      type: "integer",
+      min: 1,
+      default: 8000000,
+      help: "samples to generate (default 8000000)",
+    },
+    num_paths: { type: "integer", min: 1, default: 5, help: "paths from the source (default 5)" },
+    path_length: {
+      type: "integer",
+      min: 1,
+      default: 5,
+      help: "nodes on each path, the source included (default 5)",
+    },
+    max_nodes: { type: "integer", min: 1, default: 50, help: "node ids 0..N-1 (default 50)" },
+    data_dir: {
+      type: "string",
+      arg: "DIR",
+      default: "data/stargraph",
+      help: "output directory (default data/stargraph)",
+    },
+    quiet: { type: "boolean", help: "no progress bar" },
+  },
+  notes: `Writes DIR/graph_{num_paths}_{path_length}_sample_{num_samples}.txt (temporary file, then
 rename) and prints its path on stdout; the progress bar goes to stderr. Needs
 num_paths*(path_length-1)+1 <= max_nodes. The task may write under ./data only; for
 another directory run
-  deno run --allow-read=src/data --allow-write=DIR scripts/prepare_stargraph.ts --data_dir DIR`;
-
-let values;
-try {
-  values = parseArgs({
-    options: {
-      help: { type: "boolean", short: "h" },
-      quiet: { type: "boolean" },
-      num_samples: { type: "string", default: "8000000" },
-      num_paths: { type: "string", default: "5" },
-      path_length: { type: "string", default: "5" },
-      max_nodes: { type: "string", default: "50" },
-      data_dir: { type: "string", default: "data/stargraph" },
-    },
-  }).values;
-} catch (e) {
-  // parseArgs explains some mistakes over several lines: keep the first, point to --help.
-  const first = (e as Error).message.split("\n")[0].replace(/\.$/, "");
-  console.error(`error: ${first} (see --help)`);
-  Deno.exit(2);
-}
-if (values.help) {
-  console.log(USAGE);
-  Deno.exit(0);
-}
-const int = (name: string, text: string): number => {
-  if (!/^\d+$/.test(text)) {
-    console.error(`error: --${name} must be a positive integer, got "${text}"`);
-    Deno.exit(2);
-  }
-  return Number(text);
-};
+  deno run --allow-read=src/data --allow-write=DIR scripts/prepare_stargraph.ts --data_dir DIR`,
+});
 const spec: StarGraphSpec = {
-  numSamples: int("num_samples", values.num_samples),
-  numPaths: int("num_paths", values.num_paths),
-  pathLength: int("path_length", values.path_length),
-  maxNodes: int("max_nodes", values.max_nodes),
+  numSamples: values.num_samples,
+  numPaths: values.num_paths,
+  pathLength: values.path_length,
+  maxNodes: values.max_nodes,
 };
 try {
   validateStarGraphSpec(spec);

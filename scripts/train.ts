@@ -13,56 +13,44 @@
  * @module
  */
 
-import { parseArgs } from "node:util";
 import { loadConfig } from "../src/config/load.ts";
 import { loadTrainData } from "../src/train/data.ts";
 import { train } from "../src/train/trainer.ts";
+import { OVERRIDES, parseCli, runMain } from "./_cli.ts";
 
 const DEFAULT_CONFIG = "config/stargraph_cpu.yaml";
 
-const USAGE = `Usage: deno task train [--config FILE] [key=value ...]
-
-Trains the Belief State Transformer. The config is config/defaults.yaml, then FILE (default
+const { values, positionals } = parseCli({
+  usage: "deno task train [--config FILE] [key=value ...]",
+  about:
+    `Trains the Belief State Transformer. The config is config/defaults.yaml, then FILE (default
 ${DEFAULT_CONFIG}: a star graph that a 2-core CPU learns in minutes), then the overrides,
-e.g. trainer.train_batches=200 optimizer.learning_rate=1e-3 data.goal_range=[10,20].
-
-Star-graph data missing at data.stargraph_data_path is generated first when its name is
+e.g. trainer.train_batches=200 optimizer.learning_rate=1e-3 data.goal_range=[10,20].`,
+  flags: {
+    config: {
+      type: "string",
+      short: "c",
+      file: true,
+      help: `config file (default ${DEFAULT_CONFIG})`,
+    },
+  },
+  positionals: OVERRIDES,
+  notes: `Star-graph data missing at data.stargraph_data_path is generated first when its name is
 graph_{paths}_{length}_sample_{count}.txt. Outputs go to trainer.out_dir/<run>/ (metrics.csv,
 metrics.jsonl, run.json, checkpoints); trainer.init_from=resume continues the latest run.
-The last stdout line is the final validation JSON.`;
-
-const { values, positionals } = parseArgs({
-  options: {
-    help: { type: "boolean", short: "h" },
-    config: { type: "string", short: "c" },
-  },
-  allowPositionals: true,
+The last stdout line is the final validation JSON.`,
 });
-if (values.help) {
-  console.log(USAGE);
-  Deno.exit(0);
-}
-for (const p of positionals) {
-  if (!p.includes("=")) {
-    console.error(`error: "${p}" is not a key=value override\n\n${USAGE}`);
-    Deno.exit(2);
-  }
-}
 
-try {
+await runMain(async () => {
   const configFile = values.config ?? DEFAULT_CONFIG;
   const config = await loadConfig({ configFile, overrides: positionals });
   const data = await loadTrainData(config, { generate: true });
   const result = await train(config, data);
   console.log(JSON.stringify(result));
-} catch (e) {
-  const message = (e as Error).message;
-  console.error(`error: ${message}`);
-  if (/exceeds the adapter's maxStorageBufferBindingSize/.test(message)) {
-    console.error(
-      "hint: a smaller micro-batch needs smaller buffers: raise data.gradient_accum_steps " +
-        "(effective_batch_size / gradient_accum_steps rows per micro-batch)",
-    );
-  }
-  Deno.exit(1);
-}
+}, {
+  hint: (message) =>
+    /exceeds the adapter's maxStorageBufferBindingSize/.test(message)
+      ? "a smaller micro-batch needs smaller buffers: raise data.gradient_accum_steps " +
+        "(effective_batch_size / gradient_accum_steps rows per micro-batch)"
+      : undefined,
+});

@@ -54,8 +54,14 @@ Deno.test("prepare:stargraph --help lists the flags; bad arguments exit 2 with o
   assert.equal(bad.stderr.trim().split("\n").length, 1);
   assert.match(bad.stderr, /needs num_paths\*\(path_length-1\)\+1 = 81 nodes/);
   const bad2 = [
-    [["--num_samples", "many"], /^error: --num_samples must be a positive integer, got "many"$/],
-    [["--num_samples", "0"], /^error: num_samples must be a positive integer, got 0$/],
+    [
+      ["--num_samples", "many"],
+      /^error: --num_samples must be a positive integer, got "many" \(see --help\)$/,
+    ],
+    [
+      ["--num_samples", "0"],
+      /^error: --num_samples must be a positive integer, got "0" \(see --help\)$/,
+    ],
     [
       ["--num_samples", "-5"],
       /^error: Option '--num_samples' argument is ambiguous \(see --help\)$/,
