@@ -62,3 +62,5 @@ export * from "./src/data/split.ts";
 export * from "./src/data/stargraph.ts";
 export * from "./src/data/stargraph_generate.ts";
 export * from "./src/tokenizers/stargraph.ts";
+export * from "./src/tokenizers/hf_bpe.ts";
+export * from "./src/tokenizers/tinystories.ts";

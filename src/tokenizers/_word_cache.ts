@@ -63,15 +63,16 @@ export class WordCache {
    */
   pushIds(b: Uint8Array, start: number, end: number, h: number, out: number[]): boolean {
     const length = end - start;
-    const keys = this.#keys;
-    for (let slot = h & this.#mask;; slot = (slot + 1) & this.#mask) {
-      const e = this.#slots[slot] - 1;
+    const slots = this.#slots, hashes = this.#hash, lengths = this.#keyLength;
+    const keys = this.#keys, mask = this.#mask;
+    for (let slot = h & mask;; slot = (slot + 1) & mask) {
+      const e = slots[slot] - 1;
       if (e < 0) return false;
-      if (this.#hash[e] !== h || this.#keyLength[e] !== length) continue;
-      const k = this.#keyStart[e];
-      let i = 0;
-      while (i < length && keys[k + i] === b[start + i]) i++;
-      if (i < length) continue;
+      if (hashes[e] !== h || lengths[e] !== length) continue;
+      const k = this.#keyStart[e] - start;
+      let i = start;
+      while (i < end && keys[k + i] === b[i]) i++;
+      if (i < end) continue;
       const ids = this.#ids;
       const stop = this.#idStart[e] + this.#idLength[e];
       for (let j = this.#idStart[e]; j < stop; j++) out.push(ids[j]);

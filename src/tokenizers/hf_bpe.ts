@@ -217,7 +217,8 @@ export class HfTokenizer {
     try {
       parsed = JSON.parse(json);
     } catch (e) {
-      throw new Error(`Invalid tokenizer.json: ${(e as Error).message}`);
+      // V8 quotes the text around the error, newlines included: keep it on one line.
+      throw new Error(`Invalid tokenizer.json: ${(e as Error).message.replaceAll("\n", "\\n")}`);
     }
     return new HfTokenizer(readConfig(parsed));
   }
@@ -296,7 +297,7 @@ export class HfTokenizer {
    * @example
    * ```ts
    * import { tinyStoriesTokenizer } from "./tinystories.ts";
-   * console.log(tinyStoriesTokenizer().encode("Lily saw 12 cats.")); // [323, 439, 95, 18, 19, 592, 199, 15]
+   * console.log(tinyStoriesTokenizer().encode("Lily saw 12 cats.")); // [323, 303, 95, 18, 19, 382, 103, 15]
    * ```
    */
   encode(text: string): number[] {
@@ -322,8 +323,8 @@ export class HfTokenizer {
    * import { tinyStoriesTokenizer } from "./tinystories.ts";
    * const tok = tinyStoriesTokenizer();
    * const ids = tok.encode("She said, \"Hi!\" and left.<|eos|>");
-   * console.log(tok.decode(ids, { skipSpecialTokens: true })); // " She said, \"H##i!\" and left."
-   * console.log(tok.decode(ids, { cleanUpTokenizationSpaces: false })); // " She said, \"H##i!\" and left.<|eos|>"
+   * console.log(tok.decode(ids, { skipSpecialTokens: true })); // " She said, \"H##i!\" and le##ft."
+   * console.log(tok.decode(ids, { cleanUpTokenizationSpaces: false })); // " She said, \"H##i!\" and le##ft.<|eos|>"
    * ```
    */
   decode(ids: ArrayLike<number>, options: DecodeOptions = {}): string {

@@ -30,7 +30,7 @@ export const TINYSTORIES_PAD_ID = 0;
  * import { tinyStoriesTokenizer } from "./tinystories.ts";
  * const tok = tinyStoriesTokenizer({ fim: true });
  * console.log(tok.vocabSize, tok.tokenToId("<|fim|>")); // 1001 1000
- * console.log(tok.encode("The cat sat.")); // [289, 625, 864, 15]
+ * console.log(tok.encode("The cat sat.")); // [205, 382, 213, 107, 15]
  * ```
  */
 export function tinyStoriesTokenizer(options: { fim?: boolean } = {}): HfTokenizer {
