@@ -85,6 +85,8 @@ export {
 } from "./src/data/stargraph.ts";
 export { generateStarGraphFile, starGraphLine } from "./src/data/stargraph_generate.ts";
 export { StarGraphTokenizer } from "./src/tokenizers/stargraph.ts";
+export { type DecodeOptions, HfTokenizer } from "./src/tokenizers/hf_bpe.ts";
+export { TINYSTORIES_EOS_ID, tinyStoriesTokenizer } from "./src/tokenizers/tinystories.ts";
 export { numpyPermutation, PyRandom } from "./src/data/mt19937.ts";
 
 // Conformance against the PyTorch fixtures.

@@ -5,12 +5,14 @@
  *   weight gradient `dyᵀ·x`) at (M, K, N) = (512, 512, 512), (2048, 768, 2304), (2048, 2048, 768);
  * - `attention`: forward + backward time of the document-masked attention at
  *   B=8, H=8, T=69, D=96, both directions;
- * - `bst`: a full BST training step (see `_bench_bst.ts`) at the small and paper shapes.
+ * - `bst`: a full BST training step (see `_bench_bst.ts`) at the small and paper shapes;
+ * - `tokenizer` (only with `--tokenizer FILE`, which runs nothing else and needs no adapter):
+ *   MB/s of the TinyStories tokenizer on FILE's stories (see `_bench_tokenizer.ts`).
  *
  * Each figure is the median of `--repeats` timed runs after one warm-up; a run is submitted and
  * waited for with `onSubmittedWorkDone`, so times include dispatch overhead, not uploads.
  *
- * Permissions: env (`XDG_RUNTIME_DIR`, `DENO_WEBGPU_BACKEND`) only.
+ * Permissions: env (`XDG_RUNTIME_DIR`, `DENO_WEBGPU_BACKEND`); read, for `--tokenizer FILE`.
  *
  * @module
  */
@@ -30,6 +32,7 @@ import {
 } from "../src/gpu/matmul.ts";
 import { uploadTensor } from "../src/gpu/tensor.ts";
 import { benchBstSteps, BST_BENCH_SHAPES } from "./_bench_bst.ts";
+import { benchTokenizer } from "./_bench_tokenizer.ts";
 import { parseCli, runMain } from "./_cli.ts";
 
 const { values } = parseCli({
@@ -38,7 +41,11 @@ const { values } = parseCli({
 shapes attention forward+backward time at B=8 H=8 T=69 D=96, and BST training steps (both
 encoders, text head, AdamW) for the small G(2,5) shape and the paper's G(5,5) shape: ms/step,
 tokens/s, achieved GFLOP/s. --skip-paper leaves out the paper shape (minutes per step on a
-CPU adapter). Progress goes to stderr.`,
+CPU adapter). Progress goes to stderr.
+
+--tokenizer FILE runs only the tokenizer figure (no adapter needed): the TinyStories tokenizer
+encodes the stories of FILE (separated by <|endoftext|> lines) one at a time; prints MB/s of the
+first pass and the median of --repeats passes, each with a fresh tokenizer.`,
   flags: {
     repeats: { type: "integer", min: 1, default: 5, help: "timed runs per figure (default 5)" },
     only: {
@@ -48,9 +55,25 @@ CPU adapter). Progress goes to stderr.`,
       help: "one part only: matmul, attention or bst",
     },
     "skip-paper": { type: "boolean", help: "leave out the paper-sized BST step" },
+    tokenizer: {
+      type: "string",
+      arg: "FILE",
+      file: true,
+      help: "only the tokenizer's MB/s on FILE's stories",
+    },
   },
 });
 const repeats = values.repeats;
+
+if (values.tokenizer !== undefined) {
+  const path = values.tokenizer;
+  const result = await benchTokenizer(path, repeats).catch((e) => {
+    console.error(`error: Cannot benchmark the tokenizer on "${path}": ${(e as Error).message}`);
+    Deno.exit(2);
+  });
+  console.log(JSON.stringify({ deno: Deno.version.deno, repeats, tokenizer: result }));
+  Deno.exit(0);
+}
 
 /** Median wall time in ms of running `ops` (after one warm-up run). */
 export async function timeOps(gpu: Gpu, ops: Op[], n: number): Promise<number> {

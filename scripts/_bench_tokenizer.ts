@@ -1,0 +1,48 @@
+/**
+ * Tokenizer throughput for `deno task bench --tokenizer FILE`: the shipped TinyStories
+ * tokenizer encodes every story of FILE (stories separated by lines equal to
+ * `<|endoftext|>`, each trimmed, empty ones skipped, as the TinyStoriesV2 text layout; a file
+ * without separators is one story), one story at a time.
+ *
+ * `first_pass_mb_s` is the first pass of the process (JIT compilation and an empty word
+ * cache included); `mb_s` is the median of `repeats` further passes, each with a fresh
+ * tokenizer (so an empty word cache every time). MB/s counts the file's bytes, 10⁶ per MB.
+ *
+ * @module
+ */
+
+import { tinyStoriesTokenizer } from "../src/tokenizers/tinystories.ts";
+
+/** Stories of a TinyStoriesV2-style text. */
+export function splitStories(text: string): string[] {
+  return text.split(/^<\|endoftext\|>\r?$/m).map((s) => s.trim()).filter((s) => s.length > 0);
+}
+
+/** Encodes the stories of `path` `1 + repeats` times and reports the throughput. */
+export async function benchTokenizer(path: string, repeats: number) {
+  const bytes = (await Deno.stat(path)).size;
+  const stories = splitStories(await Deno.readTextFile(path));
+  const pass = () => {
+    const tok = tinyStoriesTokenizer();
+    const t0 = performance.now();
+    let tokens = 0;
+    for (const story of stories) tokens += tok.encode(story).length;
+    return { ms: performance.now() - t0, tokens };
+  };
+  const first = pass();
+  const times: number[] = [];
+  for (let i = 0; i < repeats; i++) times.push(pass().ms);
+  times.sort((a, b) => a - b);
+  const median = times[Math.floor(times.length / 2)];
+  const mbs = (ms: number) => Number((bytes / 1e3 / ms).toFixed(2));
+  return {
+    file: path,
+    bytes,
+    stories: stories.length,
+    tokens: first.tokens,
+    first_pass_ms: Number(first.ms.toFixed(1)),
+    first_pass_mb_s: mbs(first.ms),
+    median_ms: Number(median.toFixed(1)),
+    mb_s: mbs(median),
+  };
+}
