@@ -220,3 +220,25 @@ Deno.test("NpyReader.readRows() reads any row range of a large file by position"
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("NpyReader.open() reads a header longer than its first read", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const path = `${dir}/long.npy`;
+    const header = handMadeV1("{'descr': '<u2', 'fortran_order': False, 'shape': (2,), }", 1024);
+    const file = new Uint8Array(header.length + 4);
+    file.set(header);
+    file.set([5, 0, 6, 0], header.length);
+    await Deno.writeFile(path, file);
+    const r = await NpyReader.open(path);
+    assert.equal(r.header.dataOffset, 1024);
+    assert.deepEqual([...await r.readRows(0, 2)], [5, 6]);
+    r.close();
+    await Deno.writeFile(path, header.subarray(0, 700));
+    await assertRejects(NpyReader.open(path), /long\.npy": truncated header/);
+    await Deno.writeFile(path, new Uint8Array());
+    await assertRejects(NpyReader.open(path), /long\.npy": empty file/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
