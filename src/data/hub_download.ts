@@ -294,7 +294,7 @@ async function get(url: string, headers: Record<string, string> = {}): Promise<R
   try {
     return await fetch(url, { headers, redirect: "follow" });
   } catch (e) {
-    throw new Unreachable(`${url}: ${(e as Error).message}`, { cause: e });
+    throw new Unreachable(`cannot reach ${url} (${(e as Error).message})`, { cause: e });
   }
 }
 
@@ -305,8 +305,14 @@ async function get(url: string, headers: Record<string, string> = {}): Promise<R
  * @param folder Folder in the repository (`""` for the root).
  * @param options `endpoint`, `revision` (default `main`).
  * @returns The files (folders left out), in the order the Hub lists them.
- * @throws On an HTTP error or an unexpected response; a network failure throws an error whose
- *   `name` is `"Unreachable"`.
+ * @throws On an HTTP error or an unexpected response, one line naming the URL.
+ *
+ * @example
+ * ```ts ignore
+ * import { listHubFiles } from "./hub_download.ts";
+ * const files = await listHubFiles("cyrilzhang/TinyStories2-ascii", "data");
+ * console.log(files[0]); // { path: "data/train-00000-of-00005-….parquet", size: …, sha256: "…" }
+ * ```
  */
 export async function listHubFiles(
   repo: string,
@@ -420,7 +426,15 @@ async function hashFile(path: string): Promise<string> {
  * @param dest Local path.
  * @param options `progress`: draw a progress bar on stderr.
  * @throws One line naming the file: HTTP errors, a size or checksum mismatch (the `.part` is
- *   then removed), or the network failing (an error named `"Unreachable"`).
+ *   then removed), or the network failing (what arrived stays in the `.part`).
+ *
+ * @example
+ * ```ts ignore
+ * import { downloadHubFile } from "./hub_download.ts";
+ * const url = "https://huggingface.co/datasets/cyrilzhang/TinyStories2-ascii/resolve/main/" +
+ *   "data/validation-00000-of-00001-….parquet";
+ * await downloadHubFile(url, { path: "data/validation-….parquet", size: 9_000_000 }, "val.parquet");
+ * ```
  */
 export async function downloadHubFile(
   url: string,
@@ -553,9 +567,9 @@ export async function downloadTinyStories(
 
   const offline = (what: string, cause: Error): Error =>
     new Error(
-      `Cannot download the TinyStories data (${what}) from ${endpoint}: ${cause.message}. ` +
-        `Download it elsewhere, or point at local copies (a .parquet file, a folder of them, or a ` +
-        `TinyStoriesV2 .txt): data.tinystories_path=... data.tinystories_val_path=...`,
+      `Cannot download the TinyStories data (${what}): ${cause.message}. Point at local ` +
+        `copies instead (a .parquet file, a folder of them, or a TinyStoriesV2 .txt): ` +
+        `data.tinystories_path=... data.tinystories_val_path=...`,
       { cause },
     );
 

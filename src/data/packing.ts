@@ -88,7 +88,15 @@ export interface PackPosition {
   fimSkipped: number;
 }
 
-/** The position of the first row of an epoch. */
+/**
+ * The position of the first row of an epoch.
+ *
+ * @example
+ * ```ts
+ * import { startOfEpoch } from "./packing.ts";
+ * console.log(startOfEpoch(2)); // { epoch: 2, buffer: 0, storyStart: 0, row: 0, fimSkipped: 0 }
+ * ```
+ */
 export function startOfEpoch(epoch: number): PackPosition {
   return { epoch, buffer: 0, storyStart: 0, row: 0, fimSkipped: 0 };
 }

@@ -282,6 +282,16 @@ export function parquetFilesSource(
  * @returns The source.
  * @throws One line naming `path` when it is missing, an empty folder, or parquet without a
  *   decoder.
+ *
+ * @example
+ * ```ts
+ * import { openStorySource } from "./tinystories_sources.ts";
+ * const path = await Deno.makeTempFile({ suffix: ".txt" });
+ * await Deno.writeTextFile(path, "A.\n<|endoftext|>\nB.\n<|endoftext|>\n");
+ * const src = await openStorySource(path); // a .txt: no parquet reader needed
+ * console.log(await src.count()); // 2
+ * await Deno.remove(path);
+ * ```
  */
 export async function openStorySource(
   path: string,
