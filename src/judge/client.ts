@@ -272,6 +272,13 @@ export class ChatClient {
       text = await response.text();
     } catch (e) {
       o.signal?.throwIfAborted();
+      if (e instanceof Deno.errors.NotCapable || e instanceof Deno.errors.PermissionDenied) {
+        return {
+          reason: `${(e as Error).message} (run with --allow-net=HOST)`,
+          hintMs: null,
+          retry: false,
+        };
+      }
       const reason = timeout.aborted
         ? `no answer within ${o.timeoutMs / 1000} s`
         : `network error: ${oneLine((e as Error).message)}`;
