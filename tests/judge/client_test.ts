@@ -172,3 +172,20 @@ Deno.test("ChatClient.complete() stops waiting when its signal aborts", async ()
   assert.equal(stub.requests.length, 1);
   await stub.close();
 });
+
+Deno.test("ChatClient.complete() fails at once without network permission for the host", async () => {
+  const waits: number[] = [];
+  const client = new ChatClient({
+    baseUrl: "http://192.0.2.1:8000/v1", // not in the test permissions (127.0.0.1 only)
+    apiKey: "k",
+    model: "m",
+    sleep: (ms) => (waits.push(ms), Promise.resolve()),
+    log: () => {},
+  });
+  await assert.rejects(
+    client.complete(CHAT),
+    (e: Error) =>
+      e instanceof ChatError && /192\.0\.2\.1:8000.*\(run with --allow-net=HOST\)$/.test(e.message),
+  );
+  assert.deepEqual(waits, []);
+});
