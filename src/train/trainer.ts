@@ -1,9 +1,16 @@
 /**
- * The trainer (microsoft/BST `core_train.py` semantics, DESIGN §6) for the BST or the GPT
- * baseline (`use_bst`): optimizer steps of
- * `effective_batch_size` rows in `gradient_accum_steps` micro-batches, validation every
- * `val_interval` steps and at the end, checkpoints after validation and every
- * `save_recovery_checkpoint` steps, resume, metrics, a run manifest and a progress line.
+ * The trainer (microsoft/BST `core_train.py` semantics) for the BST or the GPT baseline
+ * (`use_bst`): optimizer steps of `effective_batch_size` rows in `gradient_accum_steps`
+ * micro-batches, validation every `val_interval` steps and at the end, checkpoints after
+ * validation and every `save_recovery_checkpoint` steps, resume, a run manifest and a
+ * progress line.
+ *
+ * Logs: one metrics row per step that logs (every `log_interval` steps and the last) or
+ * validates, with the reference's keys — `train_loss` averaged over the steps since the
+ * previous log row, `lr`, `grad_norm` when clipping, the BST's `avg_valid_pairs` and
+ * `avg_sampled_pairs`, and the validation figures — and `curves.svg` redrawn from the rows
+ * at each validation. GPU figures are read back only at log steps. The README lists where
+ * the reference's loop differs (it runs `train_batches + 1` updates, among others).
  *
  * Every random choice comes from `seed`: initialisation (stream 0), pair subsampling
  * (stream 1), the per-epoch shuffle of training rows (stream 3 + epoch). A step's rows are a
