@@ -214,10 +214,13 @@ export const CONFIG_KEYS: { readonly [K in ConfigKey]: SpecFor<ValueAt<K>> } = {
   "trainer.train_batches": { type: "int", doc: "Number of optimizer steps to train" },
   "trainer.val_batches": {
     type: "int",
-    doc: "Validation batches per validation run; -1 means the whole validation set",
+    doc: "Validation batches of effective_batch_size rows per validation; -1: all full batches",
   },
   "trainer.val_only": { type: "bool", doc: "Only run validation, no training" },
-  "trainer.log_interval": { type: "int", doc: "Log training metrics every N steps" },
+  "trainer.log_interval": {
+    type: "int",
+    doc: "Log training metrics every N steps (train_loss: the mean over those N steps)",
+  },
   "trainer.val_interval": { type: "int", doc: "Validate (and checkpoint) every N steps" },
   "trainer.save_last_checkpoint": {
     type: "bool",

@@ -71,7 +71,18 @@ export class BstRun extends FlatRun<BST> {
       gradientAccumSteps: accum,
     });
     const ops = await this.model.planMicroStep(enc, head, tokens, trainingPairList(pairs));
-    return { ops, loss: () => head.readLoss() };
+    return { ops, loss: { slots: head.lossOut, count: head.chunksUsed } };
+  }
+
+  /**
+   * The reference's `get_custom_metrics()`: running averages of valid and sampled pairs per
+   * row (empty before the first row).
+   */
+  protected override extraLogs(): Record<string, number> {
+    const valid = this.sampler.avgValidPairs;
+    const sampled = this.sampler.avgSampledPairs;
+    if (valid === null || sampled === null) return {};
+    return { avg_valid_pairs: valid, avg_sampled_pairs: sampled };
   }
 
   protected override extraMetadata(): Record<string, string> {
@@ -84,12 +95,20 @@ export class BstRun extends FlatRun<BST> {
     }
   }
 
-  /** Validation: pair loss, evaluation losses and (star graphs) greedy path accuracy. */
+  /**
+   * Validation as the reference's: `count` batches of `effective_batch_size` rows (see
+   * {@linkcode valBatchCount}), each run in `gradient_accum_steps` micro-batches whose pair
+   * loss and mean next/previous-token losses are divided by the accumulation steps and summed
+   * (the batch's mean); the figures are the means over batches. Then (star graphs) greedy
+   * path accuracy over the same rows.
+   */
   async validate(): Promise<ValMetrics> {
     const T = this.data.seqLen;
     const nVal = this.data.val.length / T;
     const B = this.microBatch;
-    const count = valBatchCount(this.config, nVal, B);
+    const accum = this.config.data.gradient_accum_steps;
+    const E = B * accum;
+    const count = valBatchCount(this.config, nVal, E);
     if (!this.#val) {
       const enc = await this.model.encoders(B, T);
       this.#val = { enc, head: this.model.pairHead(enc, this.maxPairs(B), false) };
@@ -99,26 +118,30 @@ export class BstRun extends FlatRun<BST> {
     let next = 0;
     let prev = 0;
     for (let b = 0; b < count; b++) {
-      const tokens = this.data.val.subarray(b * B * T, (b + 1) * B * T);
       // Validation pairs use a throwaway sampler so training's subsampling state is untouched.
       const sampler = new PairSampler(this.model.config, this.config.seed + 1);
       sampler.setState(this.sampler.getState());
-      const pairs = buildPairBatch(tokens, B, T, sampler, {
-        pairBatchSize: this.config.data.pair_batch_size,
-      });
-      enc.setTokens(tokens);
-      const ops = await head.setPairs(trainingPairList(pairs));
-      await run(this.gpu, [...enc.forward, ...ops]);
-      loss += await head.readLoss();
-      const e = await this.model.evaluationLoss(tokens, B, T);
-      next += e.next.reduce((a, x) => a + x, 0) / B;
-      prev += e.prev.reduce((a, x) => a + x, 0) / B;
+      for (let k = 0; k < accum; k++) {
+        const first = b * E + k * B;
+        const tokens = this.data.val.subarray(first * T, (first + B) * T);
+        const pairs = buildPairBatch(tokens, B, T, sampler, {
+          pairBatchSize: this.config.data.pair_batch_size,
+          gradientAccumSteps: accum,
+        });
+        enc.setTokens(tokens);
+        const ops = await head.setPairs(trainingPairList(pairs));
+        await run(this.gpu, [...enc.forward, ...ops]);
+        loss += await head.readLoss();
+        const e = await this.model.evaluationLoss(tokens, B, T);
+        next += e.next.reduce((a, x) => a + x, 0) / B / accum;
+        prev += e.prev.reduce((a, x) => a + x, 0) / B / accum;
+      }
     }
     return {
       val_loss: loss / count,
       val_loss_next_token: next / count,
       val_loss_prev_token: prev / count,
-      path_accuracy: this.data.pathTask ? await this.pathAccuracy(count * B) : null,
+      path_accuracy: this.data.pathTask ? await this.pathAccuracy(count * E) : null,
     };
   }
 

@@ -9,7 +9,7 @@
  * out/
  *   latest_ckpt                      pointer: path of the newest validation checkpoint
  *   recovery_ckpt                    pointer: path of the newest recovery checkpoint
- *   run1718000000.123/               one directory per run (see newRunName)
+ *   2026-11-27_07-31-12/             one directory per run (see newRunName)
  *     ckpt_iter_2000.safetensors     written after validation at step 2000
  *     recovery_ckpt_iter_2500.safetensors
  * ```
@@ -126,20 +126,65 @@ export function parseCheckpointFileName(
 }
 
 /**
- * A run directory name in the reference's style: `"run" + str(time.time())`.
+ * A run directory name from the clock: the UTC date and time to the second,
+ * `YYYY-MM-DD_HH-MM-SS` (the reference names runs `"run" + str(time.time())`). Names sort
+ * in time order; {@linkcode claimRunDir} makes them unique.
  *
  * @param nowMs Milliseconds since the epoch (default: now).
- * @returns For example `"run1718000000.123"`.
+ * @returns For example `"2024-06-10_06-13-20"`.
  *
  * @example
  * ```ts
  * import assert from "node:assert/strict";
  * import { newRunName } from "./checkpoints.ts";
- * assert(newRunName(1718000000123) === "run1718000000.123");
+ * assert(newRunName(1718000000123) === "2024-06-10_06-13-20");
  * ```
  */
 export function newRunName(nowMs: number = Date.now()): string {
-  return `run${nowMs / 1000}`;
+  const iso = new Date(nowMs).toISOString(); // 2024-06-10T06:13:20.123Z
+  return `${iso.slice(0, 10)}_${iso.slice(11, 19).replaceAll(":", "-")}`;
+}
+
+/**
+ * Creates a fresh run directory under `outDir` named `base`, or `base-2`, `base-3`, … when
+ * taken (two runs started in the same second), and returns the name. Creating the directory
+ * is the claim, so two processes never get the same one.
+ *
+ * Requires `--allow-read` and `--allow-write` for `outDir`.
+ *
+ * @param outDir `trainer.out_dir` (created if missing).
+ * @param base The name to try first (default: {@linkcode newRunName} of now).
+ * @returns The claimed name.
+ * @throws One line naming the directory when it cannot be created.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { claimRunDir } from "./checkpoints.ts";
+ * const out = await Deno.makeTempDir();
+ * assert.equal(await claimRunDir(out, "2026-11-27_07-31-12"), "2026-11-27_07-31-12");
+ * assert.equal(await claimRunDir(out, "2026-11-27_07-31-12"), "2026-11-27_07-31-12-2");
+ * await Deno.remove(out, { recursive: true });
+ * ```
+ */
+export async function claimRunDir(outDir: string, base: string = newRunName()): Promise<string> {
+  try {
+    await Deno.mkdir(outDir, { recursive: true });
+  } catch (e) {
+    throw new Error(`Cannot create "${outDir}": ${(e as Error).message}`, { cause: e });
+  }
+  for (let n = 1;; n++) {
+    const name = n === 1 ? base : `${base}-${n}`;
+    try {
+      await Deno.mkdir(join(outDir, name));
+      return name;
+    } catch (e) {
+      if (e instanceof Deno.errors.AlreadyExists) continue;
+      throw new Error(`Cannot create "${join(outDir, name)}": ${(e as Error).message}`, {
+        cause: e,
+      });
+    }
+  }
 }
 
 /** When checkpoints are written and which are kept (the `trainer.*` checkpoint keys). */

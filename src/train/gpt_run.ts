@@ -38,19 +38,27 @@ export class GptRun extends FlatRun<GPT> {
       this.data.seqLen,
       accum,
     );
-    return { ops, loss: async () => (await readTensor(this.gpu, plan.lossOut))[0] };
+    return { ops, loss: { slots: plan.lossOut, count: 1 } };
   }
 
+  /**
+   * Validation as the reference's: `count` batches of `effective_batch_size` rows, each run in
+   * `gradient_accum_steps` micro-batches whose losses are divided by the accumulation steps
+   * and summed; `val_loss` is the mean over batches. Then (star graphs) greedy path accuracy
+   * over the same rows.
+   */
   async validate(): Promise<ValMetrics> {
     const T = this.data.seqLen;
     const B = this.microBatch;
+    const accum = this.config.data.gradient_accum_steps;
+    const E = B * accum;
     const nVal = this.data.val.length / T;
-    const count = valBatchCount(this.config, nVal, B);
+    const count = valBatchCount(this.config, nVal, E);
     let loss = 0;
-    for (let b = 0; b < count; b++) {
+    for (let b = 0; b < count * accum; b++) {
       const tokens = this.data.val.subarray(b * B * T, (b + 1) * B * T);
       const plan = await this.model.plan(B, T - 1);
-      const { inputs, targets, weights } = this.model.lossTargets(tokens, B, T);
+      const { inputs, targets, weights } = this.model.lossTargets(tokens, B, T, accum);
       plan.setTokens(inputs);
       plan.setTargets(targets, weights);
       await run(this.gpu, [...plan.forward, ...plan.loss]);
@@ -63,7 +71,7 @@ export class GptRun extends FlatRun<GPT> {
       path_accuracy: this.data.pathTask
         ? await pathAccuracy(
           this.data,
-          count * B,
+          count * E,
           (p, n, len, steps) => greedyDecode(this.model, p, n, len, steps),
         )
         : null,

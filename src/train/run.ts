@@ -14,6 +14,8 @@ import { learningRate } from "./lr_schedule.ts";
 import { AdamW } from "./optimizer.ts";
 import { type Op, run } from "../gpu/kernel.ts";
 import type { Gpu } from "../gpu/device.ts";
+import type { Tensor } from "../gpu/tensor.ts";
+import { LossWindow, type LossWindowState } from "./loss_window.ts";
 import {
   fromFloat32,
   type SafeTensor,
@@ -57,13 +59,32 @@ export interface ValMetrics {
   path_accuracy: number | null;
 }
 
+/** What one optimizer step reports (the figures only at log steps). */
+export interface StepResult {
+  /**
+   * At a log step: the mean training loss of the steps since the previous log step (the
+   * reference's `train_loss`); otherwise null.
+   */
+  loss: number | null;
+  /** The epoch the step's rows come from. */
+  epoch: number;
+  /** The learning rate of the step. */
+  lr: number;
+  /**
+   * At a log step: further figures of the reference's log line — `grad_norm` (the step's
+   * unclipped norm, when `optimizer.grad_clip` is set) and, for the BST, `avg_valid_pairs`
+   * and `avg_sampled_pairs` (the pair sampler's running averages per row); otherwise null.
+   */
+  logs: Record<string, number> | null;
+}
+
 /** What the training loop needs of a model: BST ({@linkcode BstRun}) or GPT (`GptRun`). */
 export interface TrainRun {
-  /** One optimizer step (0-based); the loss is read back only with `readLoss`. */
-  step(
-    step: number,
-    readLoss: boolean,
-  ): Promise<{ loss: number | null; epoch: number; lr: number }>;
+  /**
+   * One optimizer step (0-based). GPU figures are read back only when `log` is true: then
+   * the result carries the averaged training loss and the other logged figures.
+   */
+  step(step: number, log: boolean): Promise<StepResult>;
   /** Validation losses and, for star graphs, path accuracy. */
   validate(): Promise<ValMetrics>;
   /** Checkpoint tensors (model + AdamW moments) and metadata after `step` steps. */
@@ -228,7 +249,12 @@ export function microBatchSize(config: Config): number {
   return d.effective_batch_size / d.gradient_accum_steps;
 }
 
-/** Validation batches to run: `trainer.val_batches` (−1: all) of `batch` rows, at least one. */
+/**
+ * Validation batches to run: `trainer.val_batches` (−1: every full batch) of `batch` rows, at
+ * least one. The trainer passes `data.effective_batch_size` rows, the reference's validation
+ * batch (its validation loader has the training loader's batch size and drops the last
+ * partial batch); each batch is then evaluated in `gradient_accum_steps` micro-batches.
+ */
 export function valBatchCount(config: Config, nVal: number, batch: number): number {
   const vb = config.trainer.val_batches;
   const batches = Math.floor(nVal / batch);
@@ -259,14 +285,19 @@ export function gatherRows(rows: ArrayLike<number>, table: Int32Array, T: number
   return out;
 }
 
+/** Checkpoint metadata key of the training-loss window ({@linkcode LossWindowState}). */
+export const LOSS_WINDOW_KEY = "train_loss_window";
+
 /**
- * What the BST and GPT runs share: the optimizer step over micro-batches, and checkpoint
- * contents (model weights, AdamW moments, config, step, model kind).
+ * What the BST and GPT runs share: the optimizer step over micro-batches, the logged
+ * figures, and checkpoint contents (model weights, AdamW moments, config, step, model kind,
+ * the training-loss window).
  */
 export abstract class FlatRun<M extends FlatParams> implements TrainRun {
   /** Rows per micro-batch. */
   readonly microBatch: number;
   #zero?: Op[];
+  #window?: LossWindow;
 
   constructor(
     readonly gpu: Gpu,
@@ -283,14 +314,26 @@ export abstract class FlatRun<M extends FlatParams> implements TrainRun {
 
   /**
    * Ops of one training micro-batch of `tokens` (microBatch × T), with gradients scaled for
-   * `accum` micro-batches, and a reader of its loss.
+   * `accum` micro-batches, and where its loss lands: the first `count` values of `slots`,
+   * whose sum is the micro-batch's loss divided by `accum`.
    */
   protected abstract microStep(
     tokens: Int32Array,
     accum: number,
-  ): Promise<{ ops: Op[]; loss: () => Promise<number> }>;
+  ): Promise<{ ops: Op[]; loss: { slots: Tensor; count: number } }>;
 
   abstract validate(): Promise<ValMetrics>;
+
+  /** Model-specific figures of a log step (the BST's pair statistics). */
+  protected extraLogs(): Record<string, number> {
+    return {};
+  }
+
+  /** The running training loss (created on first use). */
+  protected get lossWindow(): LossWindow {
+    this.#window ??= new LossWindow(this.gpu, this.model.label);
+    return this.#window;
+  }
 
   /** Extra checkpoint metadata (e.g. the BST's pair-sampler state). */
   protected extraMetadata(): Record<string, string> {
@@ -302,13 +345,11 @@ export abstract class FlatRun<M extends FlatParams> implements TrainRun {
 
   /**
    * One optimizer step (0-based `step`): zero gradients, each micro-batch's forward and
-   * backward, AdamW at the scheduled learning rate. The loss (summed over micro-batches) is
-   * read back only when `readLoss`.
+   * backward (its loss copied into the loss window), AdamW at the scheduled learning rate.
+   * Only when `log` are figures read back: the mean loss since the last log step, the
+   * gradient norm (when clipping) and {@linkcode FlatRun.extraLogs}.
    */
-  async step(
-    step: number,
-    readLoss: boolean,
-  ): Promise<{ loss: number | null; epoch: number; lr: number }> {
+  async step(step: number, log: boolean): Promise<StepResult> {
     const d = this.config.data;
     const T = this.data.seqLen;
     const { rows, epoch } = stepRows(
@@ -320,20 +361,28 @@ export abstract class FlatRun<M extends FlatParams> implements TrainRun {
     this.#zero ??= await this.model.planZeroGrads();
     const lr = scheduledLr(this.config, step);
     const accum = d.gradient_accum_steps;
-    let loss = 0;
+    const window = this.lossWindow;
     for (let k = 0; k < accum; k++) {
       const part = rows.subarray(k * this.microBatch, (k + 1) * this.microBatch);
       const micro = await this.microStep(gatherRows(part, this.data.train, T), accum);
+      const record = await window.record(micro.loss.slots, micro.loss.count);
       const last = k === accum - 1;
       if (last) this.opt.setStep(lr, step + 1);
       await run(this.gpu, [
         ...(k === 0 ? this.#zero : []),
         ...micro.ops,
+        record,
         ...(last ? this.opt.ops : []),
       ]);
-      if (readLoss || accum > 1) loss += await micro.loss();
     }
-    return { loss: readLoss ? loss : null, epoch, lr };
+    window.endStep();
+    if (!log) return { loss: null, epoch, lr, logs: null };
+    const loss = await window.take();
+    const logs: Record<string, number> = {};
+    if (this.config.optimizer.grad_clip !== null) {
+      logs.grad_norm = (await this.opt.gradNorm()).total;
+    }
+    return { loss, epoch, lr, logs: { ...logs, ...this.extraLogs() } };
   }
 
   /** Checkpoint tensors and metadata for `step` steps taken. */
@@ -346,6 +395,7 @@ export abstract class FlatRun<M extends FlatParams> implements TrainRun {
         model: this.kind,
         config: JSON.stringify(storedConfig(this.config)),
         step: String(step),
+        [LOSS_WINDOW_KEY]: encodeLossWindow(await this.lossWindow.state()),
         ...this.extraMetadata(),
       },
     };
@@ -355,6 +405,8 @@ export abstract class FlatRun<M extends FlatParams> implements TrainRun {
   async restore(path: string): Promise<number> {
     const file = await restoreModelAndOptimizer(path, this.model, this.opt);
     this.restoreMetadata(file.metadata);
+    const window = file.metadata[LOSS_WINDOW_KEY];
+    if (window !== undefined) this.lossWindow.restore(decodeLossWindow(path, window));
     return checkpointStep(path, file.metadata);
   }
 
@@ -364,4 +416,39 @@ export abstract class FlatRun<M extends FlatParams> implements TrainRun {
     this.model.loadSafetensors(file.tensors, path);
     return file.metadata.step === undefined ? null : checkpointStep(path, file.metadata);
   }
+}
+
+/**
+ * A loss window's state as checkpoint metadata: the sum as JavaScript prints it (exact
+ * round trip, and `NaN`/`Infinity` survive), e.g. `{"sum":"5.25","steps":2}`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { decodeLossWindow, encodeLossWindow } from "./run.ts";
+ * const text = encodeLossWindow({ sum: 0.1 + 0.2, steps: 2 });
+ * assert.deepEqual(decodeLossWindow("x", text), { sum: 0.1 + 0.2, steps: 2 });
+ * ```
+ */
+export function encodeLossWindow(state: LossWindowState): string {
+  return JSON.stringify({ sum: String(state.sum), steps: state.steps });
+}
+
+/** Parses {@linkcode encodeLossWindow}'s text; one line naming the checkpoint when malformed. */
+export function decodeLossWindow(path: string, text: string): LossWindowState {
+  let o: { sum?: unknown; steps?: unknown } | null = null;
+  try {
+    o = JSON.parse(text);
+  } catch {
+    o = null;
+  }
+  const sum = typeof o?.sum === "string" ? Number(o.sum) : NaN;
+  const steps = o?.steps;
+  if (
+    typeof o?.sum !== "string" || (Number.isNaN(sum) && o.sum !== "NaN") ||
+    !Number.isSafeInteger(steps) || (steps as number) < 0
+  ) {
+    throw new Error(`Cannot resume from "${path}": metadata ${LOSS_WINDOW_KEY} is "${text}"`);
+  }
+  return { sum, steps: steps as number };
 }

@@ -1,9 +1,16 @@
 /**
- * The trainer (microsoft/BST `core_train.py` semantics, DESIGN §6) for the BST or the GPT
- * baseline (`use_bst`): optimizer steps of
- * `effective_batch_size` rows in `gradient_accum_steps` micro-batches, validation every
- * `val_interval` steps and at the end, checkpoints after validation and every
- * `save_recovery_checkpoint` steps, resume, metrics, a run manifest and a progress line.
+ * The trainer (microsoft/BST `core_train.py` semantics) for the BST or the GPT baseline
+ * (`use_bst`): optimizer steps of `effective_batch_size` rows in `gradient_accum_steps`
+ * micro-batches, validation every `val_interval` steps and at the end, checkpoints after
+ * validation and every `save_recovery_checkpoint` steps, resume, a run manifest and a
+ * progress line.
+ *
+ * Logs: one metrics row per step that logs (every `log_interval` steps and the last) or
+ * validates, with the reference's keys — `train_loss` averaged over the steps since the
+ * previous log row, `lr`, `grad_norm` when clipping, the BST's `avg_valid_pairs` and
+ * `avg_sampled_pairs`, and the validation figures — and `curves.svg` redrawn from the rows
+ * at each validation. GPU figures are read back only at log steps. The README lists where
+ * the reference's loop differs (it runs `train_batches + 1` updates, among others).
  *
  * Every random choice comes from `seed`: initialisation (stream 0), pair subsampling
  * (stream 1), the per-epoch shuffle of training rows (stream 3 + epoch). A step's rows are a
@@ -19,14 +26,15 @@ import { BstRun } from "./bst_run.ts";
 import {
   CheckpointManager,
   checkpointPolicy,
+  claimRunDir,
   loadCheckpoint,
-  newRunName,
   resolveResume,
 } from "./checkpoints.ts";
+import { writeCurves } from "./curves.ts";
 import { GptRun } from "./gpt_run.ts";
 import { installInterrupt, INTERRUPT_EXIT_CODE } from "./interrupt.ts";
 import { RunManifest } from "./manifest.ts";
-import { MetricsLogger } from "./metrics.ts";
+import { MetricsLogger, type MetricsRow } from "./metrics.ts";
 import { checkFinite } from "./nan_guard.ts";
 import { ProgressLine } from "./progress.ts";
 import type { FinalMetrics, TrainData, TrainRun, ValMetrics } from "./run.ts";
@@ -41,7 +49,10 @@ export interface TrainOptions {
   progress?: boolean;
   /** Install the Ctrl-C handler (default true). */
   handleInterrupt?: boolean;
-  /** Override the run directory name (default: from the clock, or the resumed run's). */
+  /**
+   * Override the run directory name (default: the UTC start time, `2026-11-27_07-31-12`,
+   * with `-2`, `-3`, … when taken; or the resumed run's).
+   */
   runName?: string;
   /** The GPU (default: the process-wide one, logged). */
   gpu?: Gpu;
@@ -55,8 +66,9 @@ export async function createRun(gpu: Gpu, config: Config, data: TrainData): Prom
 }
 
 /**
- * Runs training as the config says and returns the final validation figures. Writes metrics,
- * checkpoints and `run.json` under `out_dir/<run name>/`.
+ * Runs training as the config says and returns the final validation figures. Writes metrics
+ * (`metrics.csv`, `metrics.jsonl`), the loss curves (`curves.svg`, redrawn at each
+ * validation), checkpoints and `run.json` under `out_dir/<run name>/`.
  */
 export async function train(
   config: Config,
@@ -79,7 +91,8 @@ export async function train(
     ckpt = CheckpointManager.resume(t.out_dir, point.runName, policy, meta, point.path);
     console.error(`Resuming from ${point.path} at step ${step}`);
   } else {
-    ckpt = new CheckpointManager(t.out_dir, options.runName ?? newRunName(), policy);
+    const name = options.runName ?? await claimRunDir(t.out_dir);
+    ckpt = new CheckpointManager(t.out_dir, name, policy);
   }
   const metrics = await MetricsLogger.open(
     ckpt.runDir,
@@ -103,22 +116,27 @@ export async function train(
     if (t.val_only) {
       last = await r.validate();
     } else {
+      const title = `${ckpt.runName} · ${config.use_bst ? "BST" : "GPT"} · ${config.data.dataset}`;
       while (step < t.train_batches) {
         const logNow = (step + 1) % t.log_interval === 0 || step + 1 === t.train_batches;
         const s = await r.step(step, logNow);
         step++;
+        // One metrics row per step that logs or validates, as the reference's log_dict.
+        const row: MetricsRow = { step, epoch: s.epoch };
         if (s.loss !== null) {
           checkFinite(s.loss, "loss", step, ckpt.lastWritten);
-          await metrics.log({ step, epoch: s.epoch, lr: s.lr, train_loss: s.loss });
+          Object.assign(row, { lr: s.lr, train_loss: s.loss, ...s.logs });
           progress?.update({ step, epoch: s.epoch, loss: s.loss, lr: s.lr });
         }
         const valNow = step % t.val_interval === 0 || step === t.train_batches;
-        if (valNow) {
-          last = await r.validate();
-          await metrics.log({ step, epoch: s.epoch, ...last });
-          progress?.message(`validation at step ${step}: ${JSON.stringify(last)}`);
+        const val = valNow ? await r.validate() : null;
+        if (s.loss !== null || val !== null) await metrics.log({ ...row, ...val });
+        if (val !== null) {
+          last = val;
+          await writeCurves(ckpt.runDir, metrics.rows, title);
+          progress?.message(`validation at step ${step}: ${JSON.stringify(val)}`);
           const c = await r.checkpoint(step);
-          await ckpt.saveValidation(step, last.val_loss, c.tensors, c.metadata);
+          await ckpt.saveValidation(step, val.val_loss, c.tensors, c.metadata);
         }
         if (policy.recoveryEvery > 0 && step % policy.recoveryEvery === 0) {
           const c = await r.checkpoint(step);

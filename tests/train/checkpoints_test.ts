@@ -76,7 +76,7 @@ Deno.test("checkpointFileName() and recoveryFileName() round-trip through parseC
   }
   assert.throws(() => f(-1), /non-negative integer/);
   assert.throws(() => f(1.5), /non-negative integer/);
-  assert.equal(newRunName(1718000000123), "run1718000000.123");
+  assert.equal(newRunName(1718000000123), "2024-06-10_06-13-20");
 });
 
 Deno.test("checkpointPolicy() maps the trainer keys", () => {
