@@ -76,7 +76,8 @@ export interface TinyStoriesFiles {
 // ---------------------------------------------------------------------------------------------
 // SHA-256, incremental (WebCrypto digests only whole buffers; the files are ~200 MB).
 
-const K = new Uint32Array([
+// Int32Array, not Uint32Array: values stay small integers for the JIT (no doubles above 2³¹).
+const K = new Int32Array([
   0x428a2f98,
   0x71374491,
   0xb5c0fbcf,
@@ -156,7 +157,7 @@ const K = new Uint32Array([
  * ```
  */
 export class Sha256 {
-  #h = new Uint32Array([
+  #h = new Int32Array([
     0x6a09e667,
     0xbb67ae85,
     0x3c6ef372,
@@ -169,7 +170,7 @@ export class Sha256 {
   #block = new Uint8Array(64);
   #fill = 0;
   #length = 0; // bytes hashed
-  #w = new Uint32Array(64);
+  #w = new Int32Array(64);
   #done = false;
 
   /** Adds bytes. */
@@ -207,7 +208,7 @@ export class Sha256 {
       this.#length = length;
       this.#done = true;
     }
-    return [...this.#h].map((x) => x.toString(16).padStart(8, "0")).join("");
+    return [...this.#h].map((x) => (x >>> 0).toString(16).padStart(8, "0")).join("");
   }
 
   #compress(b: Uint8Array, at: number): void {
@@ -228,7 +229,7 @@ export class Sha256 {
     for (let t = 0; t < 64; t++) {
       const S1 = ((e >>> 6) | (e << 26)) ^ ((e >>> 11) | (e << 21)) ^ ((e >>> 25) | (e << 7));
       const ch = (e & f) ^ (~e & g);
-      const t1 = (hh + S1 + ch + K[t] + w[t]) | 0;
+      const t1 = (hh + S1 + ch + K[t] + w[t]) | 0; // < 2⁵³: exact before the | 0
       const S0 = ((a >>> 2) | (a << 30)) ^ ((a >>> 13) | (a << 19)) ^ ((a >>> 22) | (a << 10));
       const maj = (a & bb) ^ (a & c) ^ (bb & c);
       const t2 = (S0 + maj) | 0;
@@ -241,14 +242,14 @@ export class Sha256 {
       bb = a;
       a = (t1 + t2) | 0;
     }
-    h[0] += a;
-    h[1] += bb;
-    h[2] += c;
-    h[3] += d;
-    h[4] += e;
-    h[5] += f;
-    h[6] += g;
-    h[7] += hh;
+    h[0] = (h[0] + a) | 0;
+    h[1] = (h[1] + bb) | 0;
+    h[2] = (h[2] + c) | 0;
+    h[3] = (h[3] + d) | 0;
+    h[4] = (h[4] + e) | 0;
+    h[5] = (h[5] + f) | 0;
+    h[6] = (h[6] + g) | 0;
+    h[7] = (h[7] + hh) | 0;
   }
 }
 

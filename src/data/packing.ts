@@ -111,19 +111,12 @@ export function startOfEpoch(epoch: number): PackPosition {
  * ```
  */
 export function codePointLength(s: string): number {
-  let n = s.length;
-  for (let i = 0; i < s.length - 1; i++) {
-    const c = s.charCodeAt(i);
-    if (c >= 0xd800 && c <= 0xdbff) {
-      const d = s.charCodeAt(i + 1);
-      if (d >= 0xdc00 && d <= 0xdfff) {
-        n--;
-        i++;
-      }
-    }
-  }
-  return n;
+  if (!HIGH_SURROGATE.test(s)) return s.length; // the common case, a fast regex scan
+  return s.length - (s.match(SURROGATE_PAIR)?.length ?? 0);
 }
+
+const HIGH_SURROGATE = /[\uD800-\uDBFF]/;
+const SURROGATE_PAIR = /[\uD800-\uDBFF][\uDC00-\uDFFF]/g;
 
 /**
  * Python's `random.randint(a, b)`: `a + _randbelow(b − a + 1)`.
