@@ -17,18 +17,21 @@ import { loadCheckpoint } from "../src/train/checkpoints.ts";
 import { loadTrainData } from "../src/train/data.ts";
 import { createRun } from "../src/train/trainer.ts";
 
-const USAGE = `Usage: deno task evaluate --checkpoint FILE [--config FILE] [key=value ...]
+const USAGE =
+  `Usage: deno task evaluate --checkpoint FILE [--config FILE] [--allow-non-finite] [key=value ...]
 
 Runs validation (val_loss, val_loss_next_token, val_loss_prev_token and, for star graphs,
 path_accuracy) of a checkpoint and prints one JSON object. The config comes from the
 checkpoint's metadata unless --config is given; key=value overrides apply on top, e.g.
-trainer.val_batches=-1 for the whole validation split.`;
+trainer.val_batches=-1 for the whole validation split. A checkpoint whose weights hold NaN or
+Infinity is refused unless --allow-non-finite is given.`;
 
 const { values, positionals } = parseArgs({
   options: {
     help: { type: "boolean", short: "h" },
     checkpoint: { type: "string" },
     config: { type: "string", short: "c" },
+    "allow-non-finite": { type: "boolean" },
   },
   allowPositionals: true,
 });
@@ -51,7 +54,7 @@ try {
   const data = await loadTrainData(config, { generate: false });
   const started = performance.now();
   const run = await createRun(await getGpu({ log: true }), config, data);
-  const steps = await run.loadWeights(path);
+  const steps = await run.loadWeights(path, { allowNonFinite: values["allow-non-finite"] });
   const metrics = await run.validate();
   console.log(JSON.stringify({
     ...metrics,

@@ -38,6 +38,7 @@ const USAGE =
   --suffix_len N           goal tokens (default 64; likewise)
   --output_path FILE       append JSON lines here instead of printing them
   --config FILE            config instead of the one stored in the checkpoint
+  --allow-non-finite       load weights holding NaN or Infinity (refused otherwise)
   -h, --help               this text
 
 key=value overrides apply to the config (e.g. data.stargraph_data_path=...).`;
@@ -57,6 +58,7 @@ try {
       suffix_len: { type: "string", default: "64" },
       output_path: { type: "string" },
       config: { type: "string", short: "c" },
+      "allow-non-finite": { type: "boolean", default: false },
     },
     allowPositionals: true,
   });
@@ -117,7 +119,7 @@ try {
   let generate: (prompt: number[], goal: number[]) => Promise<Generation>;
   if (config.use_bst) {
     const run = await BstRun.create(gpu, config, data);
-    await run.loadWeights(path);
+    await run.loadWeights(path, { allowNonFinite: values["allow-non-finite"] });
     const sampler = new BstSampler(run.model);
     generate = (prompt, goal) =>
       sampler.sample(mode, [eos, ...prompt], [...goal, eos], {
@@ -132,7 +134,7 @@ try {
       throw new Error(`GPT sampling mode ${mode} is not valid: the GPT has AR only`);
     }
     const run = await GptRun.create(gpu, config, data);
-    await run.loadWeights(path);
+    await run.loadWeights(path, { allowNonFinite: values["allow-non-finite"] });
     generate = async (prefix, suffix) => {
       const { prompt: full, goal } = gptPromptAndGoal(
         run.model.config.mode,

@@ -15,12 +15,13 @@
 
 import { parseArgs } from "node:util";
 import { loadConfig } from "../src/config/load.ts";
+import { checkOutputDir, TRAIN_OUTPUT_ROOTS } from "../src/io/safe_paths.ts";
 import { loadTrainData } from "../src/train/data.ts";
 import { train } from "../src/train/trainer.ts";
 
 const DEFAULT_CONFIG = "config/stargraph_cpu.yaml";
 
-const USAGE = `Usage: deno task train [--config FILE] [key=value ...]
+const USAGE = `Usage: deno task train [--config FILE] [--allow-non-finite] [key=value ...]
 
 Trains the Belief State Transformer. The config is config/defaults.yaml, then FILE (default
 ${DEFAULT_CONFIG}: a star graph that a 2-core CPU learns in minutes), then the overrides,
@@ -29,12 +30,14 @@ e.g. trainer.train_batches=200 optimizer.learning_rate=1e-3 data.goal_range=[10,
 Star-graph data missing at data.stargraph_data_path is generated first when its name is
 graph_{paths}_{length}_sample_{count}.txt. Outputs go to trainer.out_dir/<run>/ (metrics.csv,
 metrics.jsonl, run.json, checkpoints); trainer.init_from=resume continues the latest run.
-The last stdout line is the final validation JSON.`;
+The last stdout line is the final validation JSON. Resuming from a checkpoint whose weights
+or optimizer state hold NaN or Infinity is refused unless --allow-non-finite is given.`;
 
 const { values, positionals } = parseArgs({
   options: {
     help: { type: "boolean", short: "h" },
     config: { type: "string", short: "c" },
+    "allow-non-finite": { type: "boolean" },
   },
   allowPositionals: true,
 });
@@ -52,8 +55,11 @@ for (const p of positionals) {
 try {
   const configFile = values.config ?? DEFAULT_CONFIG;
   const config = await loadConfig({ configFile, overrides: positionals });
+  // Before generating data or starting the GPU (train() checks it again for library callers).
+  const outDir = config.trainer.out_dir;
+  await checkOutputDir(outDir, { roots: TRAIN_OUTPUT_ROOTS, key: "trainer.out_dir" });
   const data = await loadTrainData(config, { generate: true });
-  const result = await train(config, data);
+  const result = await train(config, data, { allowNonFinite: values["allow-non-finite"] });
   console.log(JSON.stringify(result));
 } catch (e) {
   const message = (e as Error).message;

@@ -25,6 +25,8 @@ import {
 } from "./checkpoints.ts";
 import { GptRun } from "./gpt_run.ts";
 import { installInterrupt, INTERRUPT_EXIT_CODE } from "./interrupt.ts";
+import { checkOutputDir, TRAIN_OUTPUT_ROOTS } from "../io/safe_paths.ts";
+import { cleanLeftovers, openRunDir } from "./leftovers.ts";
 import { RunManifest } from "./manifest.ts";
 import { MetricsLogger } from "./metrics.ts";
 import { checkFinite } from "./nan_guard.ts";
@@ -45,6 +47,8 @@ export interface TrainOptions {
   runName?: string;
   /** The GPU (default: the process-wide one, logged). */
   gpu?: Gpu;
+  /** Resume from a checkpoint whose weights or moments hold NaN or ±Infinity (default false). */
+  allowNonFinite?: boolean;
 }
 
 /** The run for a config: the BST (`use_bst: true`) or the GPT baseline. */
@@ -63,6 +67,10 @@ export async function train(
   data: TrainData,
   options: TrainOptions = {},
 ): Promise<FinalMetrics> {
+  // Before the GPU starts: the output folder is usable, and crashed runs' leftovers go.
+  const outDir = config.trainer.out_dir;
+  await checkOutputDir(outDir, { roots: TRAIN_OUTPUT_ROOTS, key: "trainer.out_dir" });
+  await cleanLeftovers(outDir, options.progress === false ? { log: null } : {});
   const gpu = options.gpu ?? await getGpu({ log: true });
   const t = config.trainer;
   const started = performance.now();
@@ -74,13 +82,14 @@ export async function train(
   if (t.init_from === "resume") {
     const point = await resolveResume(t.out_dir);
     resumedFrom = point.path;
-    step = await r.restore(point.path);
+    step = await r.restore(point.path, { allowNonFinite: options.allowNonFinite });
     const meta = (await loadCheckpoint(point.path)).metadata;
     ckpt = CheckpointManager.resume(t.out_dir, point.runName, policy, meta, point.path);
     console.error(`Resuming from ${point.path} at step ${step}`);
   } else {
     ckpt = new CheckpointManager(t.out_dir, options.runName ?? newRunName(), policy);
   }
+  const lock = await openRunDir(t.out_dir, ckpt.runDir);
   const metrics = await MetricsLogger.open(
     ckpt.runDir,
     t.init_from === "resume" ? { dropFromStep: step + 1 } : {},
@@ -141,6 +150,7 @@ export async function train(
       finalStep: step,
       result: { error: (e as Error).message },
     });
+    await lock.release();
     throw e;
   } finally {
     interrupt?.dispose();
@@ -149,5 +159,6 @@ export async function train(
   const seconds = (performance.now() - started) / 1000;
   const final = { ...last!, steps: step, seconds: Number(seconds.toFixed(1)) };
   await manifest.finish({ status: "completed", finalStep: step, result: { ...final } });
+  await lock.release();
   return final;
 }
