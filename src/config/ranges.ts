@@ -221,6 +221,14 @@ function consistencyProblem(
       message: `(${m.n_embd}) / model.n_head (${m.n_head}) must be even: RoPE rotates pairs`,
     };
   }
+  const maxGap = m.bst_pair_maximum_gap;
+  if (config.use_bst && maxGap > 0 && maxGap < m.bst_pair_minimum_gap) {
+    return {
+      key: "model.bst_pair_maximum_gap",
+      message: `(${maxGap}) must be <= 0 (the block size) or at least ` +
+        `model.bst_pair_minimum_gap (${m.bst_pair_minimum_gap})`,
+    };
+  }
   // Star-graph runs take the vocabulary from the data, the others from the config.
   if (d.dataset !== "stargraph" && m.vocab_size < 1) {
     return {

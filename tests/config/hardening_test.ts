@@ -179,6 +179,10 @@ Deno.test("loadConfig() checks keys against each other on the merged config", as
     /"model\.n_embd" \(24\) \/ model\.n_head \(8\) must be even/,
   );
   await rejects(
+    loadConfig({ overrides: ["model.bst_pair_minimum_gap=3", "model.bst_pair_maximum_gap=2"] }),
+    /"model\.bst_pair_maximum_gap" \(2\) must be <= 0 \(the block size\) or at least/,
+  );
+  await rejects(
     loadConfig({
       overrides: ["data.dataset=pretokenized", "model.vocab_size=100", "data.tokenizer_eos_id=100"],
     }),
