@@ -168,7 +168,9 @@ export function validateCheckpointTensors(
   expected: ExpectedCheckpoint,
 ): void {
   const fail = (why: string): never => {
-    throw new Error(`Cannot load checkpoint "${path}": ${why}`);
+    // Tensor names come from the file: cut long ones so the message stays short.
+    const line = why.length > 300 ? `${why.slice(0, 300)}…` : why;
+    throw new Error(`Cannot load checkpoint "${path}": ${line.replace(/[\r\n]/g, " ")}`);
   };
   const kind = file.metadata.model;
   if (expected.kind !== undefined && kind !== undefined && kind !== expected.kind) {
