@@ -22,6 +22,7 @@ import { BstSampler, type Generation, SAMPLING_MODES } from "../src/inference/bs
 import { gptPromptAndGoal } from "../src/inference/greedy.ts";
 import type { SamplingMode } from "../src/config/schema.ts";
 import { loadCheckpoint } from "../src/train/checkpoints.ts";
+import { resolveContained } from "../src/io/safe_paths.ts";
 import { loadTrainData } from "../src/train/data.ts";
 import { BstRun, GptRun } from "../src/train/trainer.ts";
 
@@ -97,6 +98,9 @@ let suffixLen = int("suffix_len", values.suffix_len, 1);
 
 try {
   const path = values.checkpoint_path!;
+  if (values.output_path) {
+    await resolveContained(values.output_path, { roots: ["out"], key: "--output_path" });
+  }
   const file = await loadCheckpoint(path);
   const config = await loadCheckpointConfig(file.metadata, path, {
     configFile: values.config,
