@@ -127,20 +127,28 @@ export async function cleanLeftovers(
   const report: LeftoverReport = { removed: [], interrupted: [] };
   const top = await listDir(outDir);
   const dirs = [outDir, ...top.filter((e) => e.isDirectory).map((e) => join(outDir, e.name))];
+  const listing = new Map<string, Deno.DirEntry[]>();
+  // Process ids of live runs: all of them (their pointer writes land in outDir), and per
+  // run directory (a run.json is "running" for real only when its directory has one).
+  const live = new Set<number>();
+  const liveIn = new Set<string>();
   for (const dir of dirs) {
     const entries = await listDir(dir);
-    // Process ids of live runs in this directory, and whether one is running here.
-    const live = new Set<number>();
+    listing.set(dir, entries);
     for (const e of entries) {
       const m = LOCK_FILE.exec(e.name);
       if (!m || !e.isFile) continue;
       const lock = join(dir, e.name);
       if (await isHeld(lock)) {
         live.add(Number(m[1]));
+        liveIn.add(dir);
       } else {
         await Deno.remove(lock).catch(() => {});
       }
     }
+  }
+  for (const dir of dirs) {
+    const entries = listing.get(dir)!;
     for (const e of entries) {
       const m = TEMP_FILE.exec(e.name);
       if (!m || !e.isFile) continue;
@@ -168,7 +176,7 @@ export async function cleanLeftovers(
       }
       report.removed.push({ path, bytes: info.size });
     }
-    if (dir !== outDir && live.size === 0 && entries.some((e) => e.name === MANIFEST)) {
+    if (dir !== outDir && !liveIn.has(dir) && entries.some((e) => e.name === MANIFEST)) {
       if (await markInterrupted(join(dir, MANIFEST), startedAt)) report.interrupted.push(dir);
     }
   }

@@ -90,17 +90,21 @@ export async function train(
     ckpt = new CheckpointManager(t.out_dir, options.runName ?? newRunName(), policy);
   }
   const lock = await openRunDir(t.out_dir, ckpt.runDir);
+  const unlockAndThrow = async (e: unknown): Promise<never> => {
+    await lock.release();
+    throw e;
+  };
   const metrics = await MetricsLogger.open(
     ckpt.runDir,
     t.init_from === "resume" ? { dropFromStep: step + 1 } : {},
-  );
+  ).catch(unlockAndThrow);
   const manifest = await RunManifest.start(ckpt.runDir, {
     runName: ckpt.runName,
     config,
     seed: config.seed,
     adapter: gpu.info,
     resumedFrom,
-  });
+  }).catch(unlockAndThrow);
   const progress = options.progress === false ? null : new ProgressLine({
     totalSteps: t.train_batches,
     tokensPerStep: config.data.effective_batch_size * data.seqLen,

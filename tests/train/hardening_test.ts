@@ -108,6 +108,24 @@ Deno.test("train() reports an unwritable or escaping out_dir before the GPU star
   }
 });
 
+Deno.test("train() that fails to open its run releases the run lock", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    await Deno.mkdir(join(dir, "r"));
+    await Deno.writeTextFile(join(dir, "r", "metrics.jsonl"), "{}\n");
+    const config = await tinyConfig(dir);
+    for (let i = 0; i < 2; i++) {
+      await assert.rejects(
+        train(config, tinyData(20), { ...QUIET, runName: "r" }),
+        /^Error: Cannot start metrics in ".*metrics\.jsonl": the file already exists/,
+      );
+    }
+    assert.deepEqual([...Deno.readDirSync(join(dir, "r"))].map((e) => e.name), ["metrics.jsonl"]);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("train() resumes after a crash: leftovers removed, NaN checkpoints refused", async () => {
   const dir = await Deno.makeTempDir();
   try {

@@ -93,6 +93,7 @@ Deno.test("cleanLeftovers() marks a running run.json interrupted when its proces
     const holder = await lockHolder(join(out, "run2"));
     try {
       await write(join(out, "run2", `ckpt.tmp-${holder.pid}-aa`), "in progress");
+      await write(join(out, `latest_ckpt.tmp-${holder.pid}-bb`), "in progress");
       // run1 was killed: its lock file is left, unheld.
       await write(join(out, "run1", "run.123456.lock"), "");
       const lines: string[] = [];
@@ -106,6 +107,7 @@ Deno.test("cleanLeftovers() marks a running run.json interrupted when its proces
       const run2 = JSON.parse(await Deno.readTextFile(join(out, "run2", "run.json")));
       assert.equal(run2.status, "running");
       assert.ok((await names(join(out, "run2"))).includes(`ckpt.tmp-${holder.pid}-aa`));
+      assert.ok((await names(out)).includes(`latest_ckpt.tmp-${holder.pid}-bb`));
       assert.deepEqual(lines, [
         `Marked run run1 as interrupted in ${join(out, "run1", "run.json")}: its process is gone`,
       ]);
