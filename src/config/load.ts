@@ -252,9 +252,9 @@ export async function loadCheckpointConfig(
         `(got ${excerpt(metadata.config)})`,
     );
   }
-  checkValueLimits(stored, `${source} (metadata)`);
-  if (isConfigTree(stored.trainer)) stored.trainer = { ...stored.trainer, init_from: "scratch" };
   const metaSource = `${source} (metadata)`;
+  checkValueLimits(stored, metaSource);
+  if (isConfigTree(stored.trainer)) stored.trainer = { ...stored.trainer, init_from: "scratch" };
   let tree: ConfigTree = { ...checkRanges(validateConfig(stored, metaSource), metaSource) };
   for (const item of overrides) {
     const layer = validatePartialConfig(parseDotlist([item]), describeOverride(item));
