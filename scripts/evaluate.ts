@@ -18,11 +18,13 @@ import { createRun } from "../src/train/trainer.ts";
 import { OVERRIDES, parseCli, runMain } from "./_cli.ts";
 
 const { values, positionals } = parseCli({
-  usage: "deno task evaluate --checkpoint FILE [--config FILE] [key=value ...]",
+  usage:
+    "deno task evaluate --checkpoint FILE [--config FILE] [--allow-non-finite] [key=value ...]",
   about: `Runs validation (val_loss, val_loss_next_token, val_loss_prev_token and, for star graphs,
 path_accuracy) of a checkpoint and prints one JSON object. The config comes from the
 checkpoint's metadata unless --config is given; key=value overrides apply on top, e.g.
-trainer.val_batches=-1 for the whole validation split.`,
+trainer.val_batches=-1 for the whole validation split. A checkpoint whose weights hold NaN or
+Infinity is refused unless --allow-non-finite is given.`,
   flags: {
     checkpoint: {
       type: "string",
@@ -36,6 +38,10 @@ trainer.val_batches=-1 for the whole validation split.`,
       short: "c",
       file: true,
       help: "config instead of the one stored in the checkpoint",
+    },
+    "allow-non-finite": {
+      type: "boolean",
+      help: "load weights holding NaN or Infinity (refused otherwise)",
     },
   },
   positionals: OVERRIDES,
@@ -51,7 +57,7 @@ await runMain(async () => {
   const data = await loadTrainData(config, { generate: false });
   const started = performance.now();
   const run = await createRun(await getGpu({ log: true }), config, data);
-  const steps = await run.loadWeights(path);
+  const steps = await run.loadWeights(path, { allowNonFinite: values["allow-non-finite"] });
   const metrics = await run.validate();
   console.log(JSON.stringify({
     ...metrics,

@@ -22,6 +22,8 @@ import { BstSampler, type Generation, SAMPLING_MODES } from "../src/inference/bs
 import { gptPromptAndGoal, greedyDecode } from "../src/inference/greedy.ts";
 import type { SamplingMode } from "../src/config/schema.ts";
 import { loadCheckpoint } from "../src/train/checkpoints.ts";
+import { validateCheckpointTensors } from "../src/train/checkpoint_validate.ts";
+import { resolveContained } from "../src/io/safe_paths.ts";
 import { loadTrainData } from "../src/train/data.ts";
 import { BST } from "../src/models/bst.ts";
 import { createModel } from "../src/models/from_config.ts";
@@ -88,6 +90,10 @@ from validation rows; one JSON line per sample.`,
       file: true,
       help: "config instead of the one stored in the checkpoint",
     },
+    "allow-non-finite": {
+      type: "boolean",
+      help: "load weights holding NaN or Infinity (refused otherwise)",
+    },
   },
   positionals: OVERRIDES,
   notes: "key=value overrides apply to the config (e.g. data.stargraph_data_path=...).",
@@ -101,6 +107,9 @@ let suffixLen = values.suffix_len;
 
 await runMain(async () => {
   const path = values.checkpoint_path;
+  if (values.output_path) {
+    await resolveContained(values.output_path, { roots: ["out"], key: "--output_path" });
+  }
   const file = await loadCheckpoint(path);
   const config = await loadCheckpointConfig(file.metadata, path, {
     configFile: values.config,
@@ -122,6 +131,10 @@ await runMain(async () => {
   const rows = Math.min(numSamples, nVal);
   let generate: (prompt: number[], goal: number[]) => Promise<Generation>;
   const model = await createModel(gpu, config, data);
+  validateCheckpointTensors(file, path, {
+    kind: model instanceof BST ? "bst" : "gpt",
+    allowNonFinite: values["allow-non-finite"],
+  });
   model.loadSafetensors(file.tensors, path);
   if (model instanceof BST) {
     const sampler = new BstSampler(model);

@@ -10,6 +10,7 @@
  * @module
  */
 
+import { DATA_ROOTS, resolveContained } from "../src/io/safe_paths.ts";
 import {
   generateStarGraphFile,
   starGraphFileName,
@@ -78,6 +79,7 @@ const bar = (done: number) => {
   Deno.stderr.writeSync(enc.encode(line));
 };
 try {
+  await resolveContained(path, { roots: DATA_ROOTS, key: "--data_dir" });
   await generateStarGraphFile({ ...spec, path, onProgress: values.quiet ? undefined : bar });
 } catch (e) {
   if (drawn) Deno.stderr.writeSync(enc.encode("\n"));

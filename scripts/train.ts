@@ -14,6 +14,7 @@
  */
 
 import { loadConfig } from "../src/config/load.ts";
+import { checkOutputDir, TRAIN_OUTPUT_ROOTS } from "../src/io/safe_paths.ts";
 import { loadTrainData } from "../src/train/data.ts";
 import { train } from "../src/train/trainer.ts";
 import { OVERRIDES, parseCli, runMain } from "./_cli.ts";
@@ -21,7 +22,7 @@ import { OVERRIDES, parseCli, runMain } from "./_cli.ts";
 const DEFAULT_CONFIG = "config/stargraph_cpu.yaml";
 
 const { values, positionals } = parseCli({
-  usage: "deno task train [--config FILE] [key=value ...]",
+  usage: "deno task train [--config FILE] [--allow-non-finite] [key=value ...]",
   about:
     `Trains the Belief State Transformer. The config is config/defaults.yaml, then FILE (default
 ${DEFAULT_CONFIG}: a star graph that a 2-core CPU learns in minutes), then the overrides,
@@ -33,19 +34,27 @@ e.g. trainer.train_batches=200 optimizer.learning_rate=1e-3 data.goal_range=[10,
       file: true,
       help: `config file (default ${DEFAULT_CONFIG})`,
     },
+    "allow-non-finite": {
+      type: "boolean",
+      help: "resume even from weights or optimizer state holding NaN or Infinity",
+    },
   },
   positionals: OVERRIDES,
   notes: `Star-graph data missing at data.stargraph_data_path is generated first when its name is
 graph_{paths}_{length}_sample_{count}.txt. Outputs go to trainer.out_dir/<run>/ (metrics.csv,
 metrics.jsonl, run.json, checkpoints); trainer.init_from=resume continues the latest run.
-The last stdout line is the final validation JSON.`,
+The last stdout line is the final validation JSON. Resuming from a checkpoint whose weights
+or optimizer state hold NaN or Infinity is refused unless --allow-non-finite is given.`,
 });
 
 await runMain(async () => {
   const configFile = values.config ?? DEFAULT_CONFIG;
   const config = await loadConfig({ configFile, overrides: positionals });
+  // Before generating data or starting the GPU (train() checks it again for library callers).
+  const outDir = config.trainer.out_dir;
+  await checkOutputDir(outDir, { roots: TRAIN_OUTPUT_ROOTS, key: "trainer.out_dir" });
   const data = await loadTrainData(config, { generate: true });
-  const result = await train(config, data);
+  const result = await train(config, data, { allowNonFinite: values["allow-non-finite"] });
   console.log(JSON.stringify(result));
 }, {
   hint: (message) =>

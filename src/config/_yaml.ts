@@ -9,6 +9,7 @@
 // Full specifier on purpose: files imported by URL ignore the import map (DESIGN.md §2).
 // deno-lint-ignore no-import-prefix
 import * as jsYaml from "npm:js-yaml@5.5.0";
+import { CONFIG_LIMITS } from "./limits.ts";
 import { FloatLiteral } from "./schema.ts";
 
 /** A YAML syntax error with its 1-based position when the parser gave one. */
@@ -56,7 +57,12 @@ const LOAD_SCHEMA = jsYaml.CORE_SCHEMA.withTags(floatTag);
 export function parseYaml(text: string): unknown {
   let docs: unknown[];
   try {
-    docs = jsYaml.loadAll(text, { schema: LOAD_SCHEMA });
+    // Aliases and nesting are bounded here, so an alias bomb is refused while parsing.
+    docs = jsYaml.loadAll(text, {
+      schema: LOAD_SCHEMA,
+      maxAliases: CONFIG_LIMITS.yamlAliases,
+      maxDepth: CONFIG_LIMITS.depth,
+    });
   } catch (e) {
     const err = e as { reason?: unknown; mark?: { line?: unknown; column?: unknown } };
     const reason = typeof err.reason === "string" ? err.reason : String(e);

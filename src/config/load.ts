@@ -11,7 +11,15 @@
 
 import { fileURLToPath } from "node:url";
 import { parseYaml, yamlInline, YamlSyntaxError } from "./_yaml.ts";
+import {
+  checkOverrideItem,
+  checkValueLimits,
+  describeOverride,
+  excerpt,
+  readConfigText,
+} from "./limits.ts";
 import { type ConfigTree, dotlistToTree, isConfigTree, mergeConfig } from "./merge.ts";
+import { checkConsistency, checkRanges } from "./ranges.ts";
 import {
   type Config,
   CONFIG_KEYS,
@@ -68,19 +76,23 @@ export function defaultsFilePath(): string {
  */
 export async function loadConfig(options: LoadConfigOptions = {}): Promise<Config> {
   const defaultsFile = options.defaultsFile ?? defaultsFilePath();
-  let merged: ConfigTree = { ...validateConfig(await readConfigFile(defaultsFile), defaultsFile) };
+  let merged: ConfigTree = {
+    ...checkRanges(validateConfig(await readConfigFile(defaultsFile), defaultsFile), defaultsFile),
+  };
   if (options.configFile !== undefined) {
     const layer = validatePartialConfig(
       await readConfigFile(options.configFile),
       options.configFile,
     );
-    merged = mergeConfig(merged, layer);
+    merged = mergeConfig(merged, checkRanges(layer, options.configFile));
   }
   for (const item of options.overrides ?? []) {
-    const layer = validatePartialConfig(parseDotlist([item]), `override ${item}`);
-    merged = mergeConfig(merged, layer);
+    const source = describeOverride(item);
+    const layer = validatePartialConfig(parseDotlist([item]), source);
+    merged = mergeConfig(merged, checkRanges(layer, source));
   }
-  return validateConfig(merged, describeSources(defaultsFile, options));
+  const sources = describeSources(defaultsFile, options);
+  return checkConsistency(validateConfig(merged, sources), sources);
 }
 
 /**
@@ -94,7 +106,7 @@ export async function loadConfig(options: LoadConfigOptions = {}): Promise<Confi
 export async function readConfigFile(path: string): Promise<ConfigTree> {
   let text: string;
   try {
-    text = await Deno.readTextFile(path);
+    text = await readConfigText(path);
   } catch (e) {
     if (e instanceof Deno.errors.NotFound) {
       throw new ConfigError(`Cannot read config file "${path}": no such file`);
@@ -113,6 +125,7 @@ export async function readConfigFile(path: string): Promise<ConfigTree> {
     throw new ConfigError(`Cannot parse config file "${path}"${where}: ${e.reason}`);
   }
   if (tree === null) return {};
+  checkValueLimits(tree, path);
   if (!isConfigTree(tree)) {
     throw new ConfigError(`Config file "${path}" must hold a mapping of keys, got a list or value`);
   }
@@ -136,13 +149,17 @@ export async function readConfigFile(path: string): Promise<ConfigTree> {
  * ```
  */
 export function parseDotlist(items: readonly string[]): ConfigTree {
+  for (const item of items) checkOverrideItem(item);
   return dotlistToTree(items, (text, item) => {
+    let value: unknown;
     try {
-      return parseYaml(text);
+      value = parseYaml(text);
     } catch (e) {
       if (!(e instanceof YamlSyntaxError)) throw e;
-      throw new ConfigError(`Cannot parse override "${item}": ${e.reason}`);
+      throw new ConfigError(`Cannot parse override ${excerpt(item)}: ${e.reason}`);
     }
+    checkValueLimits(value, describeOverride(item));
+    return value;
   });
 }
 
@@ -223,17 +240,26 @@ export async function loadCheckpointConfig(
   if (!metadata.config) {
     throw new ConfigError(`Checkpoint "${source}" has no config in its metadata; pass --config`);
   }
-  let stored: Record<string, unknown>;
+  let stored: unknown;
   try {
     stored = JSON.parse(metadata.config);
   } catch {
     throw new ConfigError(`Checkpoint "${source}" has a config that is not JSON`);
   }
-  const trainer = (stored.trainer ?? {}) as Record<string, unknown>;
-  stored.trainer = { ...trainer, init_from: "scratch" };
-  let tree: ConfigTree = { ...validateConfig(stored, `${source} (metadata)`) };
-  for (const item of overrides) {
-    tree = mergeConfig(tree, validatePartialConfig(parseDotlist([item]), `override ${item}`));
+  if (!isConfigTree(stored)) {
+    throw new ConfigError(
+      `Checkpoint "${source}" has a metadata field "config" that is not a JSON object ` +
+        `(got ${excerpt(metadata.config)})`,
+    );
   }
-  return validateConfig(tree, `${source} (metadata) with overrides`);
+  const metaSource = `${source} (metadata)`;
+  checkValueLimits(stored, metaSource);
+  if (isConfigTree(stored.trainer)) stored.trainer = { ...stored.trainer, init_from: "scratch" };
+  let tree: ConfigTree = { ...checkRanges(validateConfig(stored, metaSource), metaSource) };
+  for (const item of overrides) {
+    const layer = validatePartialConfig(parseDotlist([item]), describeOverride(item));
+    tree = mergeConfig(tree, checkRanges(layer, describeOverride(item)));
+  }
+  const sources = `${source} (metadata) with overrides`;
+  return checkConsistency(validateConfig(tree, sources), sources);
 }

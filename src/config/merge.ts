@@ -6,7 +6,7 @@
  * @module
  */
 
-import { ConfigError } from "./schema.ts";
+import { ConfigError, excerpt } from "./schema.ts";
 
 /** A parsed config layer: nested mappings of keys to values. */
 export type ConfigTree = { [key: string]: unknown };
@@ -87,12 +87,16 @@ const KEY_SEGMENT = /^[A-Za-z_][A-Za-z0-9_]*$/;
 export function splitDotlistItem(item: string): DotlistItem {
   const eq = item.indexOf("=");
   if (eq < 0) {
-    throw new ConfigError(`Override "${item}" must have the form key=value, e.g. model.n_layer=6`);
+    throw new ConfigError(
+      `Override ${excerpt(item)} must have the form key=value, e.g. model.n_layer=6`,
+    );
   }
   const key = item.slice(0, eq);
   if (!key.split(".").every((segment) => KEY_SEGMENT.test(segment))) {
     throw new ConfigError(
-      `Override "${item}" has an invalid key "${key}": expected dot-separated names such as ` +
+      `Override ${excerpt(item)} has an invalid key ${
+        excerpt(key)
+      }: expected dot-separated names such as ` +
         `model.n_layer (give a whole list, e.g. data.goal_range=[10,20])`,
     );
   }

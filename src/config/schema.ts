@@ -233,7 +233,7 @@ export const CONFIG_KEYS: { readonly [K in ConfigKey]: SpecFor<ValueAt<K>> } = {
   "trainer.always_save_checkpoint": { type: "bool", doc: "Keep every checkpoint" },
   "trainer.save_recovery_checkpoint": {
     type: "int",
-    doc: "Write a recovery checkpoint every N training steps; <= 0 disables it",
+    doc: "Write a recovery checkpoint every N training steps; -1 or 0 disables it",
   },
   "trainer.keep_checkpoint_steps": {
     type: "int[]",
@@ -575,7 +575,8 @@ function checkTree(raw: unknown, source: string, complete: boolean): Tree {
 }
 
 function checkValue(key: string, v: unknown, source: string): unknown {
-  const spec: ConfigKeySpec | undefined = SPECS[key];
+  // Own keys only: "toString" or "constructor" must be unknown keys, not Object's members.
+  const spec: ConfigKeySpec | undefined = Object.hasOwn(SPECS, key) ? SPECS[key] : undefined;
   if (spec === undefined) throw unknownKey(key, source);
   const fail = (what: string): never => {
     throw new ConfigError(`Config key "${key}" ${what}, got ${show(v)} (from ${source})`);
@@ -636,7 +637,8 @@ function asFloat(v: unknown): number | undefined {
 function unknownKey(key: string, source: string): ConfigError {
   const hint = closestKey(key);
   return new ConfigError(
-    `Unknown config key "${key}" in ${source}` + (hint ? ` (did you mean "${hint}"?)` : ""),
+    `Unknown config key ${excerpt(key, 100)} in ${source}` +
+      (hint ? ` (did you mean "${hint}"?)` : ""),
   );
 }
 
@@ -666,18 +668,77 @@ function editDistance(a: string, b: string): number {
   return prev[b.length];
 }
 
+/**
+ * A short quotation of input for an error message: in double quotes, control characters
+ * escaped (the message stays one line), cut after `max` characters with the total length
+ * noted.
+ *
+ * @param text The input.
+ * @param max Characters kept (default 60).
+ * @returns For example `"abc"`, or `"aaaa…" (2000000 characters)`.
+ *
+ * @example
+ * ```ts
+ * import { excerpt } from "./schema.ts";
+ * console.log(excerpt("model.n_layer=6")); // "model.n_layer=6"
+ * console.log(excerpt("x".repeat(100), 4)); // "xxxx…" (100 characters)
+ * ```
+ */
+export function excerpt(text: string, max = 60): string {
+  if (text.length <= max) return `"${oneLine(text)}"`;
+  return `"${oneLine(text.slice(0, max))}…" (${text.length} characters)`;
+}
+
+function oneLine(text: string): string {
+  return text.replace(
+    // deno-lint-ignore no-control-regex
+    /[\u0000-\u001f\u007f\u2028\u2029]/g,
+    (c) =>
+      ({ "\n": "\\n", "\r": "\\r", "\t": "\\t" })[c] ??
+        `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`,
+  );
+}
+
+/**
+ * A config value as it would be written in YAML, for error messages: at most 80 characters,
+ * built only that far (a value with expanded YAML aliases can be gigabytes long).
+ *
+ * @param v A parsed value.
+ * @returns The text, ending in `...` when cut.
+ *
+ * @example
+ * ```ts
+ * import { showValue } from "./schema.ts";
+ * console.log(showValue({ goal_range: [10, 20] })); // {goal_range: [10, 20]}
+ * ```
+ */
+export function showValue(v: unknown): string {
+  return show(v);
+}
+
 /** A value as it would be written in YAML, shortened, for error messages. */
 function show(v: unknown): string {
-  const text = showFull(v);
+  const text = showFull(v, 81);
   return text.length > 80 ? `${text.slice(0, 77)}...` : text;
 }
 
-function showFull(v: unknown): string {
-  if (v instanceof FloatLiteral) return v.text;
-  if (typeof v === "string") return JSON.stringify(v);
-  if (Array.isArray(v)) return `[${v.map(showFull).join(", ")}]`;
-  if (isMapping(v)) {
-    return `{${Object.entries(v).map(([k, x]) => `${k}: ${showFull(x)}`).join(", ")}}`;
+/** The YAML text of `v`, built only until it is `budget` characters long (aliases expand). */
+function showFull(v: unknown, budget: number): string {
+  if (v instanceof FloatLiteral) return v.text.slice(0, budget);
+  if (typeof v === "string") return JSON.stringify(v.slice(0, budget));
+  if (Array.isArray(v)) {
+    let text = "[";
+    for (let i = 0; i < v.length && text.length < budget; i++) {
+      text += (i > 0 ? ", " : "") + showFull(v[i], budget - text.length);
+    }
+    return text + "]";
   }
-  return String(v);
+  if (!isMapping(v)) return String(v);
+  let text = "{";
+  for (const [k, x] of Object.entries(v)) {
+    if (text.length >= budget) break;
+    text += `${text.length > 1 ? ", " : ""}${k.slice(0, budget)}: `;
+    text += showFull(x, budget - text.length);
+  }
+  return text + "}";
 }

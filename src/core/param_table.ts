@@ -198,6 +198,12 @@ export interface ParamsFromSafetensorsOptions {
   ignore?: (name: string) => boolean;
 }
 
+/** A message part cut to 300 characters on one line (headers can hold megabyte-long names). */
+function clip(text: string): string {
+  const line = text.replace(/[\r\n\u2028\u2029]/g, " ");
+  return line.length > 300 ? `${line.slice(0, 300)}…` : line;
+}
+
 function listNames(names: string[]): string {
   const shown = names.slice(0, 5).map((n) => `"${n}"`).join(", ");
   return names.length > 5 ? `${shown} and ${names.length - 5} more` : shown;
@@ -234,7 +240,7 @@ export function paramsFromSafetensors(
   const { prefix = "", ignore = () => false } = options;
   const map = tensors instanceof Map ? tensors : new Map(Object.entries(tensors));
   const fail = (why: string): never => {
-    throw new Error(`Cannot load checkpoint "${source}": ${why}`);
+    throw new Error(`Cannot load checkpoint "${source}": ${clip(why)}`);
   };
   const missing = table.entries.map((e) => e.name).filter((n) => !map.has(prefix + n));
   const unexpected = [...map.keys()].filter((n) =>

@@ -133,7 +133,7 @@ function isOffset(x: unknown): x is number {
  */
 export function parseSafetensors(bytes: Uint8Array, source = "<bytes>"): SafetensorsFile {
   const fail = (why: string): never => {
-    throw new Error(`Cannot read checkpoint "${source}": ${why}`);
+    throw new Error(`Cannot read checkpoint "${source}": ${clip(why)}`);
   };
   if (bytes.byteLength < 8) {
     fail(
@@ -250,6 +250,12 @@ export function parseSafetensors(bytes: Uint8Array, source = "<bytes>"): Safeten
     );
   }
   return { tensors: new Map(entries.map((e) => [e.name, e.tensor])), metadata };
+}
+
+/** A message part cut to 300 characters on one line (headers can hold megabyte-long names). */
+function clip(text: string): string {
+  const line = text.replace(/[\r\n\u2028\u2029]/g, " ");
+  return line.length > 300 ? `${line.slice(0, 300)}…` : line;
 }
 
 function compareUtf8(a: Uint8Array, b: Uint8Array): number {

@@ -39,6 +39,7 @@
 
 import { basename, dirname, join } from "node:path";
 import type { TrainerConfig } from "../config/schema.ts";
+import { validateCheckpointMetadata } from "./checkpoint_validate.ts";
 import {
   readSafetensors,
   type SafeTensor,
@@ -751,7 +752,8 @@ export async function resolveResume(outDir: string): Promise<ResumePoint> {
  * @param path The checkpoint file.
  * @returns Tensors by name in file order, and the `__metadata__` strings.
  * @throws One line naming `path` when it is missing, unreadable, truncated or not
- * safetensors.
+ * safetensors, or when a metadata field this project writes is malformed (see
+ * `validateCheckpointMetadata`).
  *
  * @example
  * ```ts ignore
@@ -759,6 +761,9 @@ export async function resolveResume(outDir: string): Promise<ResumePoint> {
  * const { tensors, metadata } = await loadCheckpoint((await resolveResume("out")).path);
  * ```
  */
-export function loadCheckpoint(path: string): Promise<SafetensorsFile> {
-  return readSafetensors(path);
+export async function loadCheckpoint(path: string): Promise<SafetensorsFile> {
+  const file = await readSafetensors(path);
+  validateCheckpointMetadata(file.metadata, path);
+  if (Object.hasOwn(file.metadata, STATE_KEY)) parseState(file.metadata[STATE_KEY], path);
+  return file;
 }

@@ -7,6 +7,7 @@
  */
 
 import type { Config } from "../config/schema.ts";
+import { DATA_ROOTS, resolveContained } from "../io/safe_paths.ts";
 import { generateStarGraphFile, parseStarGraphFileName } from "../data/stargraph_generate.ts";
 import { loadStarGraph } from "../data/stargraph.ts";
 import { trainTestSplitIndices } from "../data/split.ts";
@@ -43,6 +44,7 @@ export async function loadTrainData(
   }
   const path = d.stargraph_data_path;
   if (!path) throw new Error("data.stargraph_data_path is empty");
+  await resolveContained(path, { roots: DATA_ROOTS, key: "data.stargraph_data_path" });
   if (!(await exists(path))) {
     const spec = parseStarGraphFileName(path);
     if (!options.generate || spec === null) {

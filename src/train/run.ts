@@ -9,6 +9,7 @@
 import type { Config } from "../config/schema.ts";
 import type { FlatParams } from "../models/flat_params.ts";
 import { Xoshiro128 } from "../core/rng.ts";
+import { type CheckpointLoadOptions, validateCheckpointTensors } from "./checkpoint_validate.ts";
 import { loadCheckpoint } from "./checkpoints.ts";
 import { learningRate } from "./lr_schedule.ts";
 import { AdamW } from "./optimizer.ts";
@@ -92,9 +93,9 @@ export interface TrainRun {
     step: number,
   ): Promise<{ tensors: Map<string, SafeTensor>; metadata: Record<string, string> }>;
   /** Restores a checkpoint; returns its step. */
-  restore(path: string): Promise<number>;
+  restore(path: string, options?: CheckpointLoadOptions): Promise<number>;
   /** Loads only the model weights of a checkpoint (for evaluation). */
-  loadWeights(path: string): Promise<number | null>;
+  loadWeights(path: string, options?: CheckpointLoadOptions): Promise<number | null>;
 }
 
 /**
@@ -194,8 +195,14 @@ export async function restoreModelAndOptimizer(
   path: string,
   model: FlatParams,
   opt: AdamW,
+  options: CheckpointLoadOptions & { kind?: "bst" | "gpt" } = {},
 ): Promise<SafetensorsFile> {
   const file = await loadCheckpoint(path);
+  validateCheckpointTensors(file, path, {
+    kind: options.kind,
+    optimizerSize: model.table.size,
+    allowNonFinite: options.allowNonFinite,
+  });
   model.loadSafetensors(file.tensors, path, (n) => n.startsWith("optimizer."));
   const m = file.tensors.get("optimizer.exp_avg");
   const v = file.tensors.get("optimizer.exp_avg_sq");
@@ -402,8 +409,11 @@ export abstract class FlatRun<M extends FlatParams> implements TrainRun {
   }
 
   /** Restores weights, AdamW moments and extra state from a checkpoint; returns its step. */
-  async restore(path: string): Promise<number> {
-    const file = await restoreModelAndOptimizer(path, this.model, this.opt);
+  async restore(path: string, options: CheckpointLoadOptions = {}): Promise<number> {
+    const file = await restoreModelAndOptimizer(path, this.model, this.opt, {
+      ...options,
+      kind: this.kind,
+    });
     this.restoreMetadata(file.metadata);
     const window = file.metadata[LOSS_WINDOW_KEY];
     if (window !== undefined) this.lossWindow.restore(decodeLossWindow(path, window));
@@ -411,8 +421,9 @@ export abstract class FlatRun<M extends FlatParams> implements TrainRun {
   }
 
   /** Loads the model weights of a checkpoint; returns its step (null if not recorded). */
-  async loadWeights(path: string): Promise<number | null> {
+  async loadWeights(path: string, options: CheckpointLoadOptions = {}): Promise<number | null> {
     const file = await loadCheckpoint(path);
+    validateCheckpointTensors(file, path, { kind: this.kind, ...options });
     this.model.loadSafetensors(file.tensors, path);
     return file.metadata.step === undefined ? null : checkpointStep(path, file.metadata);
   }

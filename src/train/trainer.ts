@@ -33,6 +33,8 @@ import {
 import { writeCurves } from "./curves.ts";
 import { GptRun } from "./gpt_run.ts";
 import { installInterrupt, INTERRUPT_EXIT_CODE } from "./interrupt.ts";
+import { checkOutputDir, TRAIN_OUTPUT_ROOTS } from "../io/safe_paths.ts";
+import { cleanLeftovers, openRunDir } from "./leftovers.ts";
 import { RunManifest } from "./manifest.ts";
 import { MetricsLogger, type MetricsRow } from "./metrics.ts";
 import { checkFinite } from "./nan_guard.ts";
@@ -56,6 +58,8 @@ export interface TrainOptions {
   runName?: string;
   /** The GPU (default: the process-wide one, logged). */
   gpu?: Gpu;
+  /** Resume from a checkpoint whose weights or moments hold NaN or ±Infinity (default false). */
+  allowNonFinite?: boolean;
 }
 
 /** The run for a config: the BST (`use_bst: true`) or the GPT baseline. */
@@ -75,6 +79,10 @@ export async function train(
   data: TrainData,
   options: TrainOptions = {},
 ): Promise<FinalMetrics> {
+  // Before the GPU starts: the output folder is usable, and crashed runs' leftovers go.
+  const outDir = config.trainer.out_dir;
+  await checkOutputDir(outDir, { roots: TRAIN_OUTPUT_ROOTS, key: "trainer.out_dir" });
+  await cleanLeftovers(outDir, options.progress === false ? { log: null } : {});
   const gpu = options.gpu ?? await getGpu({ log: true });
   const t = config.trainer;
   const started = performance.now();
@@ -86,7 +94,7 @@ export async function train(
   if (t.init_from === "resume") {
     const point = await resolveResume(t.out_dir);
     resumedFrom = point.path;
-    step = await r.restore(point.path);
+    step = await r.restore(point.path, { allowNonFinite: options.allowNonFinite });
     const meta = (await loadCheckpoint(point.path)).metadata;
     ckpt = CheckpointManager.resume(t.out_dir, point.runName, policy, meta, point.path);
     console.error(`Resuming from ${point.path} at step ${step}`);
@@ -94,17 +102,22 @@ export async function train(
     const name = options.runName ?? await claimRunDir(t.out_dir);
     ckpt = new CheckpointManager(t.out_dir, name, policy);
   }
+  const lock = await openRunDir(t.out_dir, ckpt.runDir);
+  const unlockAndThrow = async (e: unknown): Promise<never> => {
+    await lock.release();
+    throw e;
+  };
   const metrics = await MetricsLogger.open(
     ckpt.runDir,
     t.init_from === "resume" ? { dropFromStep: step + 1 } : {},
-  );
+  ).catch(unlockAndThrow);
   const manifest = await RunManifest.start(ckpt.runDir, {
     runName: ckpt.runName,
     config,
     seed: config.seed,
     adapter: gpu.info,
     resumedFrom,
-  });
+  }).catch(unlockAndThrow);
   const progress = options.progress === false ? null : new ProgressLine({
     totalSteps: t.train_batches,
     tokensPerStep: config.data.effective_batch_size * data.seqLen,
@@ -159,6 +172,7 @@ export async function train(
       finalStep: step,
       result: { error: (e as Error).message },
     });
+    await lock.release();
     throw e;
   } finally {
     interrupt?.dispose();
@@ -167,5 +181,6 @@ export async function train(
   const seconds = (performance.now() - started) / 1000;
   const final = { ...last!, steps: step, seconds: Number(seconds.toFixed(1)) };
   await manifest.finish({ status: "completed", finalStep: step, result: { ...final } });
+  await lock.release();
   return final;
 }
