@@ -43,7 +43,8 @@ export async function benchTokenizer(path: string, repeats: number) {
     cpuTimes.push(cpuMs);
   }
   const median = (xs: number[]) => xs.sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-  const mbs = (ms: number) => Number((bytes / 1e3 / ms).toFixed(2));
+  // null when the time is below the clock's resolution (a tiny file).
+  const mbs = (ms: number) => ms > 0 ? Number((bytes / 1e3 / ms).toFixed(2)) : null;
   return {
     file: path,
     bytes,
