@@ -81,8 +81,8 @@ interface AddedToken {
 
 /**
  * A Hugging Face BPE tokenizer (see the module documentation for what it supports).
- * `encode` keeps a bounded word → ids cache, so an instance is not meant to be shared by
- * concurrent workers (it is not: JavaScript runs one call at a time).
+ * `encode` keeps a cache of the ids of up to 65,536 words (of at most 255 bytes each) in the
+ * instance, so memory stays bounded however much text goes through it.
  *
  * @example
  * ```ts
@@ -479,6 +479,9 @@ export class HfTokenizer {
    */
   #bpe(bytes: Uint8Array, start: number, end: number, out: number[]): void {
     const n = end - start;
+    if (n >= POS_LIMIT) {
+      throw new Error(`Cannot tokenize a word of ${n} bytes: the limit is ${POS_LIMIT - 1}`);
+    }
     if (this.#sym.length < n) {
       const size = Math.max(n, 2 * this.#sym.length);
       this.#sym = new Int32Array(size);

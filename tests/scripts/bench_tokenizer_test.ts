@@ -20,6 +20,9 @@ Deno.test("benchTokenizer() counts the file's bytes, stories and tokens", async 
   assert.equal(r.bytes, new TextEncoder().encode(text).length);
   assert.equal(r.stories, 2);
   assert.equal(r.tokens, stories.reduce((n, s) => n + tok.encode(s).length, 0));
-  assert.ok(r.mb_s > 0 && r.first_pass_mb_s > 0);
+  // Each figure is positive, or null when the time was below the clock's resolution.
+  for (const figure of [r.mb_s, r.first_pass_mb_s, r.cpu_mb_s]) {
+    assert.ok(figure === null || figure > 0, String(figure));
+  }
   await Deno.remove(dir, { recursive: true });
 });

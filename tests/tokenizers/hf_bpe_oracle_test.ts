@@ -62,6 +62,8 @@ const OTHER = [
   "\u0000",
   "\u001b",
   "\u007f",
+  "\ud800", // lone surrogates: U+FFFD for both
+  "\udc00",
 ];
 const SPECIAL = ["<|eos|>", "<|pad|>", "<|fim|>", "<|eos", "eos|>", "<|", "|>", "<|<|eos|>|>"];
 const CONTRACTIONS = ["'s", "'t", "'re", "'ve", "'m", "'ll", "'d", "'S", "n't", "'", "''", "'x"];
