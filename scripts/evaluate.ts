@@ -16,6 +16,7 @@ import { loadCheckpoint } from "../src/train/checkpoints.ts";
 import { loadTrainData } from "../src/train/data.ts";
 import { createRun } from "../src/train/trainer.ts";
 import { OVERRIDES, parseCli, runMain } from "./_cli.ts";
+import { createParquetTextReader } from "./_parquet.ts";
 
 const { values, positionals } = parseCli({
   usage:
@@ -54,7 +55,7 @@ await runMain(async () => {
     configFile: values.config,
     overrides: positionals,
   });
-  const data = await loadTrainData(config, { generate: false });
+  const data = await loadTrainData(config, { generate: false, parquet: createParquetTextReader() });
   const started = performance.now();
   const run = await createRun(await getGpu({ log: true }), config, data);
   const steps = await run.loadWeights(path, { allowNonFinite: values["allow-non-finite"] });

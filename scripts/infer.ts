@@ -28,6 +28,7 @@ import { loadTrainData } from "../src/train/data.ts";
 import { BST } from "../src/models/bst.ts";
 import { createModel } from "../src/models/from_config.ts";
 import { OVERRIDES, parseCli, runMain } from "./_cli.ts";
+import { createParquetTextReader } from "./_parquet.ts";
 
 const { values, positionals } = parseCli({
   usage: "deno task infer --checkpoint_path FILE --sampling_mode MODE [flags] [key=value ...]",
@@ -102,8 +103,8 @@ const mode = values.sampling_mode as SamplingMode;
 const rolloutCount = values.rollout_count;
 const topK = values.top_k;
 const numSamples = values.num_samples;
-let prefixLen = values.prefix_len;
-let suffixLen = values.suffix_len;
+const prefixLen = values.prefix_len;
+const suffixLen = values.suffix_len;
 
 await runMain(async () => {
   const path = values.checkpoint_path;
@@ -115,21 +116,11 @@ await runMain(async () => {
     configFile: values.config,
     overrides: positionals,
   });
-  const data = await loadTrainData(config, { generate: false });
+  const data = await loadTrainData(config, { generate: false, parquet: createParquetTextReader() });
   const gpu = await getGpu({ log: true });
-  const T = data.seqLen;
   const eos = data.eosTokenId;
   const decode = (ids: number[]) => (data.decode ? data.decode(ids) : ids.join(" "));
-  // The reference's split of a row into prompt, rollout and goal.
-  let rolloutLen = T - prefixLen - suffixLen - 2;
-  if (rolloutLen < 1) {
-    prefixLen = suffixLen = Math.floor(T / 4);
-    rolloutLen = T - prefixLen - suffixLen - 2;
-  }
-  if (rolloutLen < 1) throw new Error(`Rows of ${T} tokens are too short to sample from`);
-  const nVal = data.val.length / T;
-  const rows = Math.min(numSamples, nVal);
-  let generate: (prompt: number[], goal: number[]) => Promise<Generation>;
+  let generate: (prompt: number[], goal: number[], rolloutLen: number) => Promise<Generation>;
   const model = await createModel(gpu, config, data);
   validateCheckpointTensors(file, path, {
     kind: model instanceof BST ? "bst" : "gpt",
@@ -138,7 +129,7 @@ await runMain(async () => {
   model.loadSafetensors(file.tensors, path);
   if (model instanceof BST) {
     const sampler = new BstSampler(model);
-    generate = (prompt, goal) =>
+    generate = (prompt, goal, rolloutLen) =>
       sampler.sample(mode, [eos, ...prompt], [...goal, eos], {
         rolloutLen,
         rolloutCount,
@@ -150,7 +141,7 @@ await runMain(async () => {
     if (mode !== "AR") {
       throw new Error(`GPT sampling mode ${mode} is not valid: the GPT has AR only`);
     }
-    generate = async (prefix, suffix) => {
+    generate = async (prefix, suffix, rolloutLen) => {
       const { prompt: full, goal } = gptPromptAndGoal(
         model.config.mode,
         prefix,
@@ -177,21 +168,60 @@ await runMain(async () => {
       };
     };
   }
-  const outFile = values.output_path
-    ? await Deno.open(values.output_path, { append: true, create: true })
-    : null;
+  let outFile: Deno.FsFile | null = null;
   const enc = new TextEncoder();
+  if (values.output_path) {
+    const existed = await Deno.stat(values.output_path).then(() => true, () => false);
+    outFile = await Deno.open(values.output_path, { append: true, create: true });
+    // The reference marks a new run appended to an existing file with this line.
+    if (existed) {
+      await outFile.write(enc.encode("--------------------- NEW SESSION --------------------\n"));
+    }
+  }
   try {
-    for (let r = 0; r < rows; r++) {
-      const row = [...data.val.subarray(r * T, (r + 1) * T)];
-      const g = await generate(row.slice(0, prefixLen), row.slice(T - suffixLen));
-      g.original = decode(row);
+    let done = 0;
+    let index = 0;
+    for await (const sample of data.samples()) {
+      if (done >= numSamples) break;
+      index++;
+      const row = [...sample.tokens];
+      const split = promptSplit(row.length, prefixLen, suffixLen);
+      if (!split) {
+        console.error(`Sample ${index} has ${row.length} tokens, too few to sample from: skipped`);
+        continue;
+      }
+      const g = await generate(
+        row.slice(0, split.prefixLen),
+        row.slice(row.length - split.suffixLen),
+        split.rolloutLen,
+      );
+      g.original = sample.original;
       const line = JSON.stringify(g) + "\n";
       if (outFile) await outFile.write(enc.encode(line));
       else await Deno.stdout.write(enc.encode(line));
-      console.error(`Samples generated: ${r + 1}`);
+      done++;
+      console.error(`Samples generated: ${done}`);
     }
   } finally {
     outFile?.close();
   }
 });
+
+/**
+ * The reference's split of a sequence of `seqLen` tokens into prompt, rollout and goal:
+ * `rollout = seqLen − prefix − suffix − 2` (the EOS added to the prompt and to the goal); when
+ * that is below 1, prefix and suffix become a quarter of the sequence each. Null when even
+ * that leaves no room.
+ */
+function promptSplit(
+  seqLen: number,
+  prefixLen: number,
+  suffixLen: number,
+): { prefixLen: number; suffixLen: number; rolloutLen: number } | null {
+  let rolloutLen = seqLen - prefixLen - suffixLen - 2;
+  if (rolloutLen < 1) {
+    prefixLen = suffixLen = Math.floor(seqLen / 4);
+    rolloutLen = seqLen - prefixLen - suffixLen - 2;
+  }
+  return rolloutLen >= 1 && prefixLen >= 1 ? { prefixLen, suffixLen, rolloutLen } : null;
+}

@@ -7,8 +7,9 @@
  * figures (`val_loss`, `val_loss_next_token`, `val_loss_prev_token`, `path_accuracy`,
  * `steps`, `seconds`).
  *
- * Permissions (`-P=train`): read `config/`, `data/` and `deno.lock`; write `out/` and
- * `data/`; the env variables Mesa and wgpu read. No network.
+ * Permissions (`-P=train`): read (configs, data and checkpoints the user names); write `out/`
+ * and `data/` only; the env variables Mesa and wgpu read, and `HF_ENDPOINT`; network to the
+ * Hugging Face Hub's hosts only (the TinyStories download on first use).
  *
  * @module
  */
@@ -18,6 +19,7 @@ import { checkOutputDir, TRAIN_OUTPUT_ROOTS } from "../src/io/safe_paths.ts";
 import { loadTrainData } from "../src/train/data.ts";
 import { train } from "../src/train/trainer.ts";
 import { OVERRIDES, parseCli, runMain } from "./_cli.ts";
+import { createParquetTextReader } from "./_parquet.ts";
 
 const DEFAULT_CONFIG = "config/stargraph_cpu.yaml";
 
@@ -53,7 +55,7 @@ await runMain(async () => {
   // Before generating data or starting the GPU (train() checks it again for library callers).
   const outDir = config.trainer.out_dir;
   await checkOutputDir(outDir, { roots: TRAIN_OUTPUT_ROOTS, key: "trainer.out_dir" });
-  const data = await loadTrainData(config, { generate: true });
+  const data = await loadTrainData(config, { generate: true, parquet: createParquetTextReader() });
   const result = await train(config, data, { allowNonFinite: values["allow-non-finite"] });
   console.log(JSON.stringify(result));
 }, {

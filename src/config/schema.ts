@@ -62,6 +62,8 @@ export interface DataConfig {
   pair_batch_size: number;
   num_workers: number;
   goal_range: [number, number];
+  tinystories_path: string;
+  tinystories_val_path: string;
   pretokenized_data_path: string;
   pretokenized_train_data: DataFile[];
   pretokenized_val_data: DataFile[];
@@ -291,6 +293,16 @@ export const CONFIG_KEYS: { readonly [K in ConfigKey]: SpecFor<ValueAt<K>> } = {
   "data.goal_range": {
     type: "int_pair",
     doc: "TinyStories fill-in-the-middle goal length range [low, high] in tokens",
+  },
+  "data.tinystories_path": {
+    type: "string",
+    doc: "TinyStories stories: a .parquet file, a folder of them, or a TinyStoriesV2 .txt; " +
+      "empty: download the Hugging Face dataset",
+  },
+  "data.tinystories_val_path": {
+    type: "string",
+    doc: "TinyStories validation stories (same kinds); empty with a local tinystories_path: " +
+      "its last 1% of stories",
   },
   "data.pretokenized_data_path": {
     type: "string",

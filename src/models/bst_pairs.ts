@@ -263,6 +263,13 @@ export class PairSampler {
     this.#rng = Xoshiro128.fromSeed(seed, 1);
   }
 
+  /** An independent sampler in the same state (same draws to come, same averages). */
+  clone(): PairSampler {
+    const copy = new PairSampler(this.cfg, 0);
+    copy.setState(this.getState());
+    return copy;
+  }
+
   /** Running average of valid pairs per row (`avg_valid_pairs` metric); null before any row. */
   get avgValidPairs(): number | null {
     return this.#avgValid;

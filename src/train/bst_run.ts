@@ -19,7 +19,7 @@ import {
   FlatRun,
   pathAccuracy,
   type TrainData,
-  valBatchCount,
+  validationBatchesFor,
   type ValMetrics,
 } from "./run.ts";
 
@@ -97,33 +97,31 @@ export class BstRun extends FlatRun<BST> {
 
   /**
    * Validation as the reference's: `count` batches of `effective_batch_size` rows (see
-   * {@linkcode valBatchCount}), each run in `gradient_accum_steps` micro-batches whose pair
+   * {@linkcode validationBatchesFor}), each run in `gradient_accum_steps` micro-batches whose pair
    * loss and mean next/previous-token losses are divided by the accumulation steps and summed
    * (the batch's mean); the figures are the means over batches. Then (star graphs) greedy
    * path accuracy over the same rows.
    */
   async validate(): Promise<ValMetrics> {
     const T = this.data.seqLen;
-    const nVal = this.data.val.length / T;
     const B = this.microBatch;
     const accum = this.config.data.gradient_accum_steps;
     const E = B * accum;
-    const count = valBatchCount(this.config, nVal, E);
     if (!this.#val) {
       const enc = await this.model.encoders(B, T);
       this.#val = { enc, head: this.model.pairHead(enc, this.maxPairs(B), false) };
     }
     const { enc, head } = this.#val;
+    let count = 0;
     let loss = 0;
     let next = 0;
     let prev = 0;
-    for (let b = 0; b < count; b++) {
-      // Validation pairs use a throwaway sampler so training's subsampling state is untouched.
-      const sampler = new PairSampler(this.model.config, this.config.seed + 1);
-      sampler.setState(this.sampler.getState());
+    for await (const batch of validationBatchesFor(this.config, this.data.val, E)) {
+      count++;
+      // Validation pairs use a copy of the sampler so training's subsampling state is untouched.
+      const sampler = this.sampler.clone();
       for (let k = 0; k < accum; k++) {
-        const first = b * E + k * B;
-        const tokens = this.data.val.subarray(first * T, (first + B) * T);
+        const tokens = batch.subarray(k * B * T, (k + 1) * B * T);
         const pairs = buildPairBatch(tokens, B, T, sampler, {
           pairBatchSize: this.config.data.pair_batch_size,
           gradientAccumSteps: accum,

@@ -1,7 +1,17 @@
 /**
- * Training data for a config: the star-graph file (generated when missing, if its name says
- * how) tokenized into rows, split as the reference does, with the sizes the model derives
- * from the data (`update_config`: vocab size, block size, context length).
+ * Training data for a config, with the sizes the model derives from it (the reference's
+ * `update_config`):
+ *
+ * - `stargraph`: the star-graph file (generated when missing, if its name says how)
+ *   tokenized into rows and split as the reference does; vocabulary, block size and context
+ *   length come from the file.
+ * - `tinystories`: stories from the Hugging Face dataset `cyrilzhang/TinyStories2-ascii`
+ *   (downloaded into `data/tinystories/` on first use) or from `data.tinystories_path`
+ *   (a .parquet file, a folder of them, or a TinyStoriesV2 .txt), tokenized with the
+ *   reference's tokenizer and packed into `model.block_size` rows as its
+ *   `ConstantLengthDataset` does (FIM rows for the GPT baseline in `fim` mode). The
+ *   vocabulary is the tokenizer's: 1000, or 1001 with `<|fim|>` (id 1000) in FIM mode; EOS
+ *   is id 1. Memory stays bounded: one buffer of stories at a time.
  *
  * @module
  */
@@ -11,7 +21,19 @@ import { DATA_ROOTS, resolveContained } from "../io/safe_paths.ts";
 import { generateStarGraphFile, parseStarGraphFileName } from "../data/stargraph_generate.ts";
 import { loadStarGraph } from "../data/stargraph.ts";
 import { trainTestSplitIndices } from "../data/split.ts";
-import type { TrainData } from "./trainer.ts";
+import { downloadTinyStories } from "../data/hub_download.ts";
+import type { PackingOptions } from "../data/packing.ts";
+import {
+  holdOutLast,
+  openStorySource,
+  parquetFilesSource,
+  type ParquetTextReader,
+  type StorySource,
+} from "../data/tinystories_sources.ts";
+import { HfTokenizer } from "../tokenizers/hf_bpe.ts";
+import { tinyStoriesTokenizer } from "../tokenizers/tinystories.ts";
+import { packedTrainRows, packedValRows } from "./rows.ts";
+import { tableData, type TrainData } from "./run.ts";
 
 /** Options of {@linkcode loadTrainData}. */
 export interface LoadTrainDataOptions {
@@ -19,6 +41,13 @@ export interface LoadTrainDataOptions {
   generate?: boolean;
   /** Progress messages (default: stderr). */
   log?: (line: string) => void;
+  /**
+   * Reads the `text` column of parquet files (TinyStories). It needs an npm package, so the
+   * task passes it in (`scripts/_parquet.ts`); without it only .txt sources work.
+   */
+  parquet?: ParquetTextReader;
+  /** Hub endpoint for the TinyStories download (default: `HF_ENDPOINT`, else huggingface.co). */
+  hubEndpoint?: string;
 }
 
 async function exists(path: string): Promise<boolean> {
@@ -35,13 +64,23 @@ export async function loadTrainData(
   config: Config,
   options: LoadTrainDataOptions = {},
 ): Promise<TrainData> {
-  const log = options.log ?? ((l: string) => console.error(l));
   const d = config.data;
+  if (d.dataset === "tinystories") return await loadTinyStories(config, options);
   if (d.dataset !== "stargraph") {
     throw new Error(
-      `data.dataset "${d.dataset}" is not supported by deno task train yet (only "stargraph")`,
+      `data.dataset "${d.dataset}" is not supported by deno task train yet ` +
+        `("stargraph" and "tinystories" are)`,
     );
   }
+  return await loadStarGraphData(config, options);
+}
+
+async function loadStarGraphData(
+  config: Config,
+  options: LoadTrainDataOptions,
+): Promise<TrainData> {
+  const log = options.log ?? ((l: string) => console.error(l));
+  const d = config.data;
   const path = d.stargraph_data_path;
   if (!path) throw new Error("data.stargraph_data_path is empty");
   await resolveContained(path, { roots: DATA_ROOTS, key: "data.stargraph_data_path" });
@@ -67,7 +106,7 @@ export async function loadTrainData(
     return out;
   };
   const prefixLen = ds.contextLength + 1; // tokens through "="; the path follows, then EOS
-  return {
+  return tableData({
     seqLen: T,
     vocabSize: ds.vocabSize,
     eosTokenId: ds.eosTokenId,
@@ -76,5 +115,87 @@ export async function loadTrainData(
     val: take(test),
     pathTask: { prefixLen, pathLen: T - prefixLen - 1 },
     decode: (ids) => ds.tokenizer.decode(ids),
+  }, config.seed);
+}
+
+/** The reference's TinyStories tokenizer, or `data.tokenizer_name_or_path` when set. */
+async function tinyStoriesTokenizerFor(config: Config, fim: boolean): Promise<HfTokenizer> {
+  const path = config.data.tokenizer_name_or_path;
+  if (!path) return tinyStoriesTokenizer({ fim });
+  let text: string;
+  try {
+    text = await Deno.readTextFile(path);
+  } catch (e) {
+    throw new Error(`Cannot read data.tokenizer_name_or_path "${path}": ${(e as Error).message}`);
+  }
+  const tok = HfTokenizer.fromJSON(text);
+  if (fim && tok.tokenToId("<|fim|>") === undefined) tok.addSpecialTokens(["<|fim|>"]);
+  return tok;
+}
+
+/** The TinyStories train and validation stories a config names (downloading if needed). */
+async function tinyStoriesSources(
+  config: Config,
+  options: LoadTrainDataOptions,
+): Promise<{ train: StorySource; val: StorySource }> {
+  const d = config.data;
+  if (d.tinystories_path) {
+    const source = await openStorySource(d.tinystories_path, options.parquet);
+    if (d.tinystories_val_path) {
+      return { train: source, val: await openStorySource(d.tinystories_val_path, options.parquet) };
+    }
+    const { train, val } = await holdOutLast(source);
+    return { train, val };
+  }
+  if (d.tinystories_val_path) {
+    throw new Error("data.tinystories_val_path is set but data.tinystories_path is empty");
+  }
+  const files = await downloadTinyStories({ endpoint: options.hubEndpoint });
+  if (!options.parquet) {
+    throw new Error("Cannot read the TinyStories parquet files: no parquet reader was given");
+  }
+  return {
+    train: parquetFilesSource("TinyStories train", files.train, options.parquet),
+    val: parquetFilesSource("TinyStories validation", files.validation, options.parquet),
+  };
+}
+
+async function loadTinyStories(
+  config: Config,
+  options: LoadTrainDataOptions,
+): Promise<TrainData> {
+  const fim = !config.use_bst && config.model.gpt_mode === "fim";
+  const tok = await tinyStoriesTokenizerFor(config, fim);
+  const eos = tok.tokenToId("<|eos|>");
+  if (eos === undefined) throw new Error("The TinyStories tokenizer has no <|eos|> token");
+  const fimTokenId = fim ? tok.tokenToId("<|fim|>") : undefined;
+  const T = config.model.block_size;
+  if (!(Number.isInteger(T) && T >= 2)) {
+    throw new Error(`model.block_size must be at least 2 for TinyStories, got ${T}`);
+  }
+  const { train, val } = await tinyStoriesSources(config, options);
+  const packing: PackingOptions = {
+    blockSize: T,
+    encode: (text) => tok.encode(text),
+    seed: config.seed,
+    eosTokenId: eos,
+    fimTokenId,
+  };
+  return {
+    seqLen: T,
+    vocabSize: tok.vocabSize,
+    eosTokenId: eos,
+    contextLength: config.model.context_length,
+    fimTokenId,
+    train: packedTrainRows(train, packing),
+    val: packedValRows(val, packing),
+    decode: (ids) => tok.decode(ids, { skipSpecialTokens: true }).replaceAll("##", ""),
+    // The reference's inference: validation stories in order, each encoded with truncation
+    // to the block size and no EOS; the record's original is the story's text.
+    async *samples() {
+      for await (const story of val.stories()) {
+        yield { tokens: new Int32Array(tok.encode(story).slice(0, T)), original: story };
+      }
+    },
   };
 }

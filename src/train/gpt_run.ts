@@ -17,7 +17,7 @@ import {
   FlatRun,
   pathAccuracy,
   type TrainData,
-  valBatchCount,
+  validationBatchesFor,
   type ValMetrics,
 } from "./run.ts";
 
@@ -52,17 +52,19 @@ export class GptRun extends FlatRun<GPT> {
     const B = this.microBatch;
     const accum = this.config.data.gradient_accum_steps;
     const E = B * accum;
-    const nVal = this.data.val.length / T;
-    const count = valBatchCount(this.config, nVal, E);
+    let count = 0;
     let loss = 0;
-    for (let b = 0; b < count * accum; b++) {
-      const tokens = this.data.val.subarray(b * B * T, (b + 1) * B * T);
-      const plan = await this.model.plan(B, T - 1);
-      const { inputs, targets, weights } = this.model.lossTargets(tokens, B, T, accum);
-      plan.setTokens(inputs);
-      plan.setTargets(targets, weights);
-      await run(this.gpu, [...plan.forward, ...plan.loss]);
-      loss += (await readTensor(this.gpu, plan.lossOut))[0];
+    for await (const batch of validationBatchesFor(this.config, this.data.val, E)) {
+      count++;
+      for (let k = 0; k < accum; k++) {
+        const tokens = batch.subarray(k * B * T, (k + 1) * B * T);
+        const plan = await this.model.plan(B, T - 1);
+        const { inputs, targets, weights } = this.model.lossTargets(tokens, B, T, accum);
+        plan.setTokens(inputs);
+        plan.setTargets(targets, weights);
+        await run(this.gpu, [...plan.forward, ...plan.loss]);
+        loss += (await readTensor(this.gpu, plan.lossOut))[0];
+      }
     }
     return {
       val_loss: loss / count,

@@ -8,7 +8,6 @@
 
 import type { Config } from "../config/schema.ts";
 import type { FlatParams } from "../models/flat_params.ts";
-import { Xoshiro128 } from "../core/rng.ts";
 import { type CheckpointLoadOptions, validateCheckpointTensors } from "./checkpoint_validate.ts";
 import { loadCheckpoint } from "./checkpoints.ts";
 import { learningRate } from "./lr_schedule.ts";
@@ -17,6 +16,13 @@ import { type Op, run } from "../gpu/kernel.ts";
 import type { Gpu } from "../gpu/device.ts";
 import type { Tensor } from "../gpu/tensor.ts";
 import { LossWindow, type LossWindowState } from "./loss_window.ts";
+import {
+  DATA_STATE_KEY,
+  tableTrainRows,
+  tableValRows,
+  type TrainRows,
+  type ValRows,
+} from "./rows.ts";
 import {
   fromFloat32,
   type SafeTensor,
@@ -32,14 +38,73 @@ export interface TrainData {
   eosTokenId: number;
   /** First forward position that forms pairs (star graph: the prefix length). */
   contextLength: number;
-  /** (nTrain, T) training rows, in split order. */
-  train: Int32Array;
-  /** (nVal, T) validation rows, in split order. */
-  val: Int32Array;
-  /** Star-graph path task: tokens before the path (through `=`) and the path's length. */
-  pathTask?: { prefixLen: number; pathLen: number };
+  /** The `<|fim|>` token id when the data has one (the GPT's FIM mode needs it). */
+  fimTokenId?: number;
+  /** Training rows, one optimizer step at a time. */
+  train: TrainRows;
+  /** Validation rows, in order. */
+  val: ValRows;
+  /**
+   * Star-graph path task: tokens before the path (through `=`), the path's length, and the
+   * (n, T) validation rows whose paths are decoded.
+   */
+  pathTask?: { prefixLen: number; pathLen: number; rows: Int32Array };
   /** Token ids to text (special tokens dropped), for sampling output. */
   decode?: (ids: ArrayLike<number>) => string;
+  /**
+   * What `deno task infer` samples from, in order: each sample's token ids (the prompt is
+   * cut from its start, the goal from its end) and its original text.
+   */
+  samples(): AsyncIterable<{ tokens: Int32Array; original: string }>;
+}
+
+/** In-memory token tables: what {@linkcode tableData} turns into {@linkcode TrainData}. */
+export interface TableDataInput {
+  seqLen: number;
+  vocabSize: number;
+  eosTokenId: number;
+  contextLength: number;
+  /** (nTrain, T) training rows. */
+  train: Int32Array;
+  /** (nVal, T) validation rows. */
+  val: Int32Array;
+  /** Star-graph path task over the validation rows. */
+  pathTask?: { prefixLen: number; pathLen: number };
+  decode?: (ids: ArrayLike<number>) => string;
+}
+
+/**
+ * Training data from token tables in memory: each epoch's training rows in a permutation
+ * seeded by (`seed`, epoch) — pass the run's `config.seed` — validation rows in order, and the
+ * validation rows as the samples `deno task infer` draws from.
+ *
+ * @example
+ * ```ts
+ * import { tableData } from "./run.ts";
+ * const rows = new Int32Array(20 * 4).map((_, i) => i % 7); // 20 rows of T = 4
+ * const data = tableData({
+ *   seqLen: 4, vocabSize: 8, eosTokenId: 7, contextLength: 0,
+ *   train: rows.subarray(8), val: rows.subarray(0, 8),
+ * }, 1337);
+ * console.log((await data.train.batch(0, 4)).tokens.length); // 16
+ * ```
+ */
+export function tableData(input: TableDataInput, seed: number): TrainData {
+  const T = input.seqLen;
+  const { train, val, pathTask, decode, ...sizes } = input;
+  return {
+    ...sizes,
+    train: tableTrainRows(train, T, seed),
+    val: tableValRows(val, T),
+    pathTask: pathTask && { ...pathTask, rows: val },
+    decode,
+    async *samples() {
+      for (let r = 0; r < val.length / T; r++) {
+        const tokens = val.subarray(r * T, (r + 1) * T);
+        yield { tokens, original: decode ? decode(tokens) : tokens.join(" ") };
+      }
+    },
+  };
 }
 
 /** Final figures of a run (the last stdout line of `deno task train`). */
@@ -99,49 +164,6 @@ export interface TrainRun {
 }
 
 /**
- * The rows of optimizer step `step` (0-based): a slice of the epoch's permutation of the
- * training rows, the epoch's permutation drawn from (seed, epoch). The last partial batch of
- * an epoch is dropped.
- */
-export function stepRows(
-  nTrain: number,
-  batchSize: number,
-  seed: number,
-  step: number,
-): { rows: Int32Array; epoch: number } {
-  const perEpoch = Math.floor(nTrain / batchSize);
-  if (perEpoch === 0) {
-    throw new Error(
-      `The training split has ${nTrain} rows, fewer than one batch of ${batchSize}`,
-    );
-  }
-  const epoch = Math.floor(step / perEpoch);
-  const perm = epochPermutation(nTrain, seed, epoch);
-  const start = (step % perEpoch) * batchSize;
-  return { rows: perm.subarray(start, start + batchSize), epoch };
-}
-
-const permCache = new Map<string, Int32Array>();
-
-function epochPermutation(n: number, seed: number, epoch: number): Int32Array {
-  const key = `${n}:${seed}:${epoch}`;
-  let p = permCache.get(key);
-  if (!p) {
-    p = new Int32Array(n).map((_, i) => i);
-    const rng = Xoshiro128.fromSeed(seed, 3 + epoch);
-    for (let i = n - 1; i > 0; i--) {
-      const j = Math.floor(rng.nextFloat64() * (i + 1));
-      const t = p[i];
-      p[i] = p[j];
-      p[j] = t;
-    }
-    if (permCache.size > 4) permCache.clear();
-    permCache.set(key, p);
-  }
-  return p;
-}
-
-/**
  * The config as stored in checkpoints: everything but `trainer.init_from`, which says how a
  * process started rather than what was trained — so a resumed run writes the same bytes as
  * an uninterrupted one.
@@ -168,17 +190,17 @@ export async function pathAccuracy(data: TrainData, rows: number, decode: Decode
   const task = data.pathTask;
   if (!task) throw new Error("Path accuracy needs star-graph data (a path task)");
   const T = data.seqLen;
-  const n = Math.min(rows, data.val.length / T);
+  const n = Math.min(rows, task.rows.length / T);
   const prefixes = new Int32Array(n * task.prefixLen);
   for (let r = 0; r < n; r++) {
-    prefixes.set(data.val.subarray(r * T, r * T + task.prefixLen), r * task.prefixLen);
+    prefixes.set(task.rows.subarray(r * T, r * T + task.prefixLen), r * task.prefixLen);
   }
   const gen = await decode(prefixes, n, task.prefixLen, task.pathLen);
   let correct = 0;
   for (let r = 0; r < n; r++) {
     let ok = true;
     for (let s = 0; s < task.pathLen; s++) {
-      const want = data.val[r * T + task.prefixLen + s];
+      const want = task.rows[r * T + task.prefixLen + s];
       if (gen[r * task.pathLen + s] !== want) {
         ok = false;
         break;
@@ -257,19 +279,29 @@ export function microBatchSize(config: Config): number {
 }
 
 /**
- * Validation batches to run: `trainer.val_batches` (−1: every full batch) of `batch` rows, at
- * least one. The trainer passes `data.effective_batch_size` rows, the reference's validation
- * batch (its validation loader has the training loader's batch size and drops the last
- * partial batch); each batch is then evaluated in `gradient_accum_steps` micro-batches.
+ * The validation batches of a run: the first `trainer.val_batches` (−1: every full batch)
+ * batches of `batchSize` rows of `val`. The trainer passes `data.effective_batch_size` rows,
+ * the reference's validation batch (its validation loader has the training loader's batch
+ * size and drops the last partial batch); each batch is then evaluated in
+ * `gradient_accum_steps` micro-batches.
+ *
+ * @throws When the validation rows do not fill one batch.
  */
-export function valBatchCount(config: Config, nVal: number, batch: number): number {
-  const vb = config.trainer.val_batches;
-  const batches = Math.floor(nVal / batch);
-  const count = vb < 0 ? batches : Math.min(vb, batches);
-  if (count === 0) {
-    throw new Error(`The validation split has ${nVal} rows, fewer than one batch of ${batch}`);
+export async function* validationBatchesFor(
+  config: Config,
+  val: ValRows,
+  batchSize: number,
+): AsyncGenerator<Int32Array> {
+  const limit = config.trainer.val_batches;
+  let n = 0;
+  for await (const batch of val.batches(batchSize)) {
+    if (limit >= 0 && n >= limit) break;
+    n++;
+    yield batch;
   }
-  return count;
+  if (n === 0) {
+    throw new Error(`The validation rows do not fill one batch of ${batchSize} rows`);
+  }
 }
 
 /** AdamW with the config's `optimizer.*` settings over a model's flat buffers. */
@@ -281,15 +313,6 @@ export function createAdamW(model: FlatParams, config: Config): Promise<AdamW> {
     weightDecay: o.weight_decay,
     gradClip: o.grad_clip,
   });
-}
-
-/** The rows `rows` of a (n, T) token table, as one (rows.length, T) batch. */
-export function gatherRows(rows: ArrayLike<number>, table: Int32Array, T: number): Int32Array {
-  const out = new Int32Array(rows.length * T);
-  for (let i = 0; i < rows.length; i++) {
-    out.set(table.subarray(rows[i] * T, (rows[i] + 1) * T), i * T);
-  }
-  return out;
 }
 
 /** Checkpoint metadata key of the training-loss window ({@linkcode LossWindowState}). */
@@ -359,19 +382,14 @@ export abstract class FlatRun<M extends FlatParams> implements TrainRun {
   async step(step: number, log: boolean): Promise<StepResult> {
     const d = this.config.data;
     const T = this.data.seqLen;
-    const { rows, epoch } = stepRows(
-      this.data.train.length / T,
-      d.effective_batch_size,
-      this.config.seed,
-      step,
-    );
+    const { tokens, epoch } = await this.data.train.batch(step, d.effective_batch_size);
     this.#zero ??= await this.model.planZeroGrads();
     const lr = scheduledLr(this.config, step);
     const accum = d.gradient_accum_steps;
     const window = this.lossWindow;
+    const B = this.microBatch;
     for (let k = 0; k < accum; k++) {
-      const part = rows.subarray(k * this.microBatch, (k + 1) * this.microBatch);
-      const micro = await this.microStep(gatherRows(part, this.data.train, T), accum);
+      const micro = await this.microStep(tokens.subarray(k * B * T, (k + 1) * B * T), accum);
       const record = await window.record(micro.loss.slots, micro.loss.count);
       const last = k === accum - 1;
       if (last) this.opt.setStep(lr, step + 1);
@@ -389,7 +407,12 @@ export abstract class FlatRun<M extends FlatParams> implements TrainRun {
     if (this.config.optimizer.grad_clip !== null) {
       logs.grad_norm = (await this.opt.gradNorm()).total;
     }
-    return { loss, epoch, lr, logs: { ...logs, ...this.extraLogs() } };
+    return {
+      loss,
+      epoch,
+      lr,
+      logs: { ...logs, ...this.extraLogs(), ...this.data.train.logs?.() },
+    };
   }
 
   /** Checkpoint tensors and metadata for `step` steps taken. */
@@ -403,6 +426,7 @@ export abstract class FlatRun<M extends FlatParams> implements TrainRun {
         config: JSON.stringify(storedConfig(this.config)),
         step: String(step),
         [LOSS_WINDOW_KEY]: encodeLossWindow(await this.lossWindow.state()),
+        ...(this.data.train.state ? { [DATA_STATE_KEY]: this.data.train.state() } : {}),
         ...this.extraMetadata(),
       },
     };
@@ -415,6 +439,13 @@ export abstract class FlatRun<M extends FlatParams> implements TrainRun {
       kind: this.kind,
     });
     this.restoreMetadata(file.metadata);
+    const dataState = file.metadata[DATA_STATE_KEY];
+    if (this.data.train.restore) {
+      if (dataState === undefined) {
+        throw new Error(`Cannot resume from "${path}": it has no ${DATA_STATE_KEY}`);
+      }
+      this.data.train.restore(dataState, path);
+    }
     const window = file.metadata[LOSS_WINDOW_KEY];
     if (window !== undefined) this.lossWindow.restore(decodeLossWindow(path, window));
     return checkpointStep(path, file.metadata);

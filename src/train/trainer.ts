@@ -42,6 +42,7 @@ import { ProgressLine } from "./progress.ts";
 import type { FinalMetrics, TrainData, TrainRun, ValMetrics } from "./run.ts";
 
 export * from "./run.ts";
+export * from "./rows.ts";
 export { BstRun } from "./bst_run.ts";
 export { GptRun } from "./gpt_run.ts";
 

@@ -42,6 +42,8 @@ function defaultsTree(): Record<string, unknown> {
       pair_batch_size: 32768,
       num_workers: 0,
       goal_range: [25, 75],
+      tinystories_path: "",
+      tinystories_val_path: "",
       pretokenized_data_path: "",
       pretokenized_train_data: [],
       pretokenized_val_data: [],

@@ -168,7 +168,11 @@ Deno.test("infer: every sampling mode writes valid JSON lines from a trained che
     }).output();
     assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
   }
-  const lines = (await Deno.readTextFile(output)).trim().split("\n").map((l) => JSON.parse(l));
+  // Each run after the first appends the reference's separator line before its records.
+  const text = (await Deno.readTextFile(output)).trim().split("\n");
+  const separator = "--------------------- NEW SESSION --------------------";
+  assert.equal(text.filter((l) => l === separator).length, 5);
+  const lines = text.filter((l) => l !== separator).map((l) => JSON.parse(l));
   assert.equal(lines.length, 12);
   const keys = [
     "prompt",

@@ -8,33 +8,11 @@ import {
   serializeSafetensors,
   toFloat32,
 } from "../../src/io/safetensors.ts";
-import { train, type TrainData, type TrainOptions } from "../../src/train/trainer.ts";
+import { train, type TrainOptions } from "../../src/train/trainer.ts";
+import { tinyData } from "./_tiny_data.ts";
 import { symlink } from "../_symlink.ts";
 
 /** Rows of 8 tokens: 3 "edges", "=", the edges reversed, EOS (as in trainer_test.ts). */
-function tinyData(n: number): TrainData {
-  const T = 8;
-  const rows = new Int32Array(n * T);
-  let x = 11;
-  for (let r = 0; r < n; r++) {
-    const a = [];
-    for (let i = 0; i < 3; i++) {
-      x = (Math.imul(x, 1103515245) + 12345) >>> 0;
-      a.push((x >>> 8) % 9);
-    }
-    rows.set([...a, 9, a[2], a[1], a[0], 11], r * T);
-  }
-  const nVal = Math.ceil(n / 10);
-  return {
-    seqLen: T,
-    vocabSize: 12,
-    eosTokenId: 11,
-    contextLength: 3,
-    train: rows.subarray(nVal * T),
-    val: rows.subarray(0, nVal * T),
-    pathTask: { prefixLen: 4, pathLen: 4 },
-  };
-}
 
 async function tinyConfig(outDir: string, extra: string[] = []): Promise<Config> {
   return await loadConfig({

@@ -7,30 +7,10 @@ import { validRowPairs } from "../../src/models/bst_pairs.ts";
 import { bstConfigFor } from "../../src/models/from_config.ts";
 import { CURVES_SVG } from "../../src/train/curves.ts";
 import { createRun, train, type TrainData } from "../../src/train/trainer.ts";
+import { tinyData as tinyDataOf, tinyRows } from "./_tiny_data.ts";
 
-/** A tiny path-like task: 3 random "edge" tokens, "=", then the reversed edges, EOS. */
 function tinyData(n: number): TrainData {
-  const T = 8;
-  const rows = new Int32Array(n * T);
-  let x = 11;
-  for (let r = 0; r < n; r++) {
-    const a = [];
-    for (let i = 0; i < 3; i++) {
-      x = (Math.imul(x, 1103515245) + 12345) >>> 0;
-      a.push((x >>> 8) % 9);
-    }
-    rows.set([...a, 9, a[2], a[1], a[0], 11], r * T);
-  }
-  const nVal = 8;
-  return {
-    seqLen: T,
-    vocabSize: 12,
-    eosTokenId: 11,
-    contextLength: 3,
-    train: rows.subarray(nVal * T),
-    val: rows.subarray(0, nVal * T),
-    pathTask: { prefixLen: 4, pathLen: 4 },
-  };
+  return tinyDataOf(n, 8);
 }
 
 async function tinyConfig(outDir: string, extra: string[] = []): Promise<Config> {
@@ -101,7 +81,8 @@ Deno.test("train() logs train_loss averaged over log_interval, grad_norm and pai
     // Every row has the same layout, so the running averages are one row's count (no
     // subsampling: sampled = valid).
     const config = await tinyConfig(dir);
-    const perRow = validRowPairs(data.train.subarray(0, 8), bstConfigFor(config, data)).tF.length;
+    const perRow =
+      validRowPairs(tinyRows(48).subarray(8 * 8, 9 * 8), bstConfigFor(config, data)).tF.length;
     assert.ok(perRow > 0);
     assert.equal(b[0].avg_valid_pairs, perRow);
     assert.equal(b[0].avg_sampled_pairs, perRow);
