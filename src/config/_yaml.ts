@@ -6,7 +6,7 @@
  * @module
  */
 
-// Full specifier on purpose: files imported by URL ignore the import map (DESIGN.md §2).
+// Full specifier on purpose: files imported by URL ignore the import map.
 // deno-lint-ignore no-import-prefix
 import * as jsYaml from "npm:js-yaml@5.5.0";
 import { CONFIG_LIMITS } from "./limits.ts";

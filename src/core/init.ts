@@ -1,5 +1,5 @@
 /**
- * Parameter initialisation (DESIGN §4.15): Linear and embedding weights N(0, 0.02), biases 0,
+ * Parameter initialisation: Linear and embedding weights N(0, 0.02), biases 0,
  * norm weights 1 — the reference's `_init_weights` — from a seed.
  *
  * Normals come from Box–Muller over our xoshiro128** ({@linkcode Xoshiro128}, stream 0 of the

@@ -7,7 +7,7 @@
  * G(5,5) file is about 1 GB, more than a JavaScript string can hold. Its token table is
  * 8,000,000 × 69 int32 = 2.2 GB.
  *
- * Batches (DESIGN §6): training batches of `batchSize` rows walk a fresh permutation of the
+ * Batches: training batches of `batchSize` rows walk a fresh permutation of the
  * training split each epoch and drop the last partial batch (the reference's
  * `DataLoader(shuffle=True, drop_last=True)`); epoch e's permutation is
  * `numpy.random.RandomState([seed, e]).permutation(n_train)`, so any step's batch is found

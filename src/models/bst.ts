@@ -14,7 +14,7 @@
  *    concat → residual SwiGLU MLP → norm → shared `lm_head` on both halves → weighted
  *    cross-entropy whose weights carry the reference's chunk-mean-per-row, mean-over-rows loss.
  * 4. **Backward**: every chunk accumulates into dL/dF and dL/dB; then one backward pass through
- *    both encoders (the reference's detach-and-accumulate scheme, DESIGN §4.12).
+ *    both encoders (the reference's detach-and-accumulate scheme).
  *
  * The pair lists, weights, positions and document ids are built on the CPU from the token ids
  * (which the CPU has anyway); a training step never reads activations back.
@@ -175,7 +175,7 @@ export class BST extends FlatParams {
   }
 
   /**
-   * The reference's `evaluation_loss` with no prefix/suffix (DESIGN §4.16): per row, the mean
+   * The reference's `evaluation_loss` with no prefix/suffix: per row, the mean
    * next-token CE pairing each forward state (an EOS state first) with the lone-EOS backward
    * state, and the mirrored previous-token CE. Reads losses back (not for use inside a step).
    *

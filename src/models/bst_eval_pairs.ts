@@ -1,6 +1,6 @@
 /**
- * Index lists for the BST evaluation losses `val_loss_next_token` and `val_loss_prev_token`
- * (DESIGN §4.16): the reference's `BST.evaluation_loss` with no prefix and no suffix
+ * Index lists for the BST evaluation losses `val_loss_next_token` and `val_loss_prev_token`:
+ * the reference's `BST.evaluation_loss` with no prefix and no suffix
  * (`prefix_end_index = suffix_start_index = −1`, as `core_train._bst_next_prev_token_loss`
  * calls it), turned into gathers plus a weighted cross-entropy.
  *

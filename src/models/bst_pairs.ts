@@ -1,5 +1,5 @@
 /**
- * BST training pairs and their loss weights (DESIGN §4.10, §4.11), built on the CPU from the
+ * BST training pairs and their loss weights, built on the CPU from the
  * token ids, so the GPU only gathers encoder states and runs a weighted cross-entropy.
  *
  * Reference (microsoft/BST `model_bst.py`): `BST._create_pair_indices`,

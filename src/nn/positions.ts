@@ -1,5 +1,5 @@
 /**
- * Document-relative positions and document ids of packed rows (DESIGN §4.6, §4.7), computed on
+ * Document-relative positions and document ids of packed rows, computed on
  * the CPU from the token ids the CPU already holds, for RoPE and the encoders' masks.
  *
  * Reference (microsoft/BST):

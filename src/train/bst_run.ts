@@ -143,7 +143,7 @@ export class BstRun extends FlatRun<BST> {
     };
   }
 
-  /** Greedy path accuracy over the first `rows` validation rows (DESIGN §7). */
+  /** Greedy path accuracy over the first `rows` validation rows. */
   pathAccuracy(rows: number): Promise<number> {
     return pathAccuracy(
       this.data,

@@ -1,6 +1,6 @@
 /**
- * Checkpoint files of a training run, their pointer files, the keep/remove rules and resume
- * (DESIGN §6, §9), as the reference's `Trainer` does them (core_train.py `_validation_loop`,
+ * Checkpoint files of a training run, their pointer files, the keep/remove rules and resume,
+ * as the reference's `Trainer` does them (core_train.py `_validation_loop`,
  * `_save_checkpoint`, `_save_recovery_checkpoint`, `initialize_model(init_from="resume")`).
  *
  * Layout under `out_dir` (`trainer.out_dir`):

@@ -1,5 +1,5 @@
 /**
- * Ctrl-C during training (DESIGN §10): the first SIGINT asks the trainer to stop — it
+ * Ctrl-C during training: the first SIGINT asks the trainer to stop — it
  * finishes or drops the current step, writes a recovery checkpoint and exits with
  * {@linkcode INTERRUPT_EXIT_CODE} — and a second SIGINT exits at once with the same code.
  *

@@ -1,5 +1,5 @@
 /**
- * Learning-rate schedule (DESIGN §4.14): the reference's `Trainer._get_lr` (core_train.py),
+ * Learning-rate schedule: the reference's `Trainer._get_lr` (core_train.py),
  * nanoGPT's linear warmup + cosine decay.
  *
  * @module

@@ -1,5 +1,5 @@
 /**
- * The run manifest `run.json` in the run directory (DESIGN §6): what produced the run — the
+ * The run manifest `run.json` in the run directory: what produced the run — the
  * merged config, seed, WebGPU adapter, Deno version, lockfile hash, command line — and when
  * it started and ended. Written atomically at the start (`status: "running"`) and rewritten
  * at the end with the end time and final status.

@@ -1,5 +1,5 @@
 /**
- * Training metrics on disk (DESIGN §6): `metrics.csv` and `metrics.jsonl` in the run
+ * Training metrics on disk: `metrics.csv` and `metrics.jsonl` in the run
  * directory, one row per logged step (the reference's Lightning `CSVLogger`, which writes
  * `metrics.csv` with `flush_logs_every_n_steps=1`).
  *

@@ -1,5 +1,5 @@
 /**
- * Stopping on a NaN or infinite loss (DESIGN §10): one clear line that names the step and the
+ * Stopping on a NaN or infinite loss: one clear line that names the step and the
  * last good checkpoint, which the trainer leaves untouched.
  *
  * @module

@@ -1,6 +1,6 @@
 /**
- * AdamW for a model whose parameters, gradients and optimizer state live in flat GPU buffers
- * (DESIGN §4.13): decoupled weight decay on tensors with ≥ 2 dimensions only, eps 1e-8, and
+ * AdamW for a model whose parameters, gradients and optimizer state live in flat GPU buffers:
+ * decoupled weight decay on tensors with ≥ 2 dimensions only, eps 1e-8, and
  * per-module gradient clipping — for the BST the encoder's gradients by the encoder's norm and
  * the text head's by its own; for the GPT the whole model's — with the clip coefficients
  * computed on the GPU. The reported gradient norm is √(Σ module norm²) of the unclipped norms.

@@ -1,5 +1,5 @@
 /**
- * The live training progress line on stderr (DESIGN §6):
+ * The live training progress line on stderr:
  *
  * ```
  * step 12/5000 | epoch 0 | loss 2.8512 | lr 1.00e-4 | 3.21 steps/s | 1.2k tok/s | ETA 25m 01s

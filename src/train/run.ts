@@ -182,7 +182,7 @@ export type Decode = (
 ) => Promise<Int32Array>;
 
 /**
- * Star-graph path accuracy (DESIGN §7): the share of the first `rows` validation rows whose
+ * Star-graph path accuracy: the share of the first `rows` validation rows whose
  * path the model decodes greedily from the prefix through `=` exactly (decoding stops at EOS
  * or the path length).
  */

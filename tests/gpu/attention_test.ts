@@ -13,7 +13,7 @@ import { assertClose, randomArray, rng } from "../_util.ts";
 /**
  * Document ids for B rows of T tokens with EOS at random places (about one token in five);
  * row 1 (when it exists) starts with EOS. Returns doc_f (cumulative EOS count including the
- * token) and doc_b (doc_f shifted right by one, 0 first), as DESIGN §4.7 defines them.
+ * token) and doc_b (doc_f shifted right by one, 0 first).
  */
 function makeDocs(B: number, T: number, seed: number): { docF: Int32Array; docB: Int32Array } {
   const r = rng(seed);

@@ -33,7 +33,7 @@ function layoutOf(row: number[]) {
   return { posF: [...l.posF], posB: [...l.posB], docF: [...l.docF], docB: [...l.docB] };
 }
 
-Deno.test("documentLayout() reproduces the DESIGN §4.6 example A B C E D F G E I J", () => {
+Deno.test("documentLayout() reproduces the document-relative example A B C E D F G E I J", () => {
   const row = [0, 1, 2, E, 3, 4, 5, E, 6, 7];
   const l = layoutOf(row);
   assert.deepEqual(l.posF, [1, 2, 3, 0, 1, 2, 3, 0, 1, 2]);
