@@ -20,7 +20,7 @@
  * @module
  */
 
-import { writeTextFileAtomic } from "../train/checkpoints.ts";
+import { writeTextFileAtomic } from "../io/atomic.ts";
 import type { ChatMessage } from "./prompts.ts";
 
 /** A story and the model that wrote it (the reference's `{"story": ..., "model": ...}`). */

@@ -37,6 +37,7 @@
  * @module
  */
 
+import { writeTextFileAtomic } from "../io/atomic.ts";
 import { basename, dirname, join } from "node:path";
 import type { TrainerConfig } from "../config/schema.ts";
 import { validateCheckpointMetadata } from "./checkpoint_validate.ts";
@@ -329,44 +330,6 @@ function parseState(json: string, source: string): CheckpointState {
 
 function copyState(s: CheckpointState): CheckpointState {
   return { ...s, keep: [...s.keep] };
-}
-
-/**
- * Writes a text file atomically: the text goes to a temporary file beside `path`, which is
- * synced and renamed over `path`; on failure the temporary file is removed and `path` is left
- * as it was.
- *
- * Requires `--allow-write` for `path`'s directory.
- *
- * @param path Destination file.
- * @param text Contents.
- * @throws One line naming `path`.
- *
- * @example
- * ```ts ignore
- * import { writeTextFileAtomic } from "./checkpoints.ts";
- * await writeTextFileAtomic("out/latest_ckpt", "out/run1/ckpt_iter_100.safetensors");
- * ```
- */
-export async function writeTextFileAtomic(path: string, text: string): Promise<void> {
-  const random = crypto.getRandomValues(new Uint8Array(4));
-  const suffix = [...random].map((b) => b.toString(16).padStart(2, "0")).join("");
-  const tmp = `${path}.tmp-${Deno.pid}-${suffix}`;
-  try {
-    const file = await Deno.open(tmp, { write: true, createNew: true });
-    try {
-      const bytes = new TextEncoder().encode(text);
-      let done = 0;
-      while (done < bytes.length) done += await file.write(bytes.subarray(done));
-      await file.sync();
-    } finally {
-      file.close();
-    }
-    await Deno.rename(tmp, path);
-  } catch (e) {
-    await Deno.remove(tmp).catch(() => {});
-    throw new Error(`Cannot write "${path}": ${(e as Error).message}`, { cause: e });
-  }
 }
 
 async function removeIfPresent(path: string): Promise<boolean> {

@@ -17,7 +17,7 @@
  */
 
 import { join } from "node:path";
-import { writeTextFileAtomic } from "./checkpoints.ts";
+import { writeTextFileAtomic } from "../io/atomic.ts";
 import type { MetricValue } from "./metrics.ts";
 
 /** File name of the curves picture in the run directory. */

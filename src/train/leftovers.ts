@@ -21,7 +21,7 @@
 
 import { basename, join } from "node:path";
 import { checkBeneath } from "../io/safe_paths.ts";
-import { writeTextFileAtomic } from "./checkpoints.ts";
+import { writeTextFileAtomic } from "../io/atomic.ts";
 import { METRICS_CSV, METRICS_JSONL } from "./metrics.ts";
 
 /** `<target>.tmp-<pid>-<hex>`, the name this project's atomic writers use. */

@@ -8,7 +8,7 @@
  */
 
 import { join } from "node:path";
-import { writeTextFileAtomic } from "./checkpoints.ts";
+import { writeTextFileAtomic } from "../io/atomic.ts";
 
 /** File name of the manifest in the run directory. */
 export const MANIFEST_FILE = "run.json";

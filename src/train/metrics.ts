@@ -23,7 +23,7 @@
  */
 
 import { join } from "node:path";
-import { writeTextFileAtomic } from "./checkpoints.ts";
+import { writeTextFileAtomic } from "../io/atomic.ts";
 
 /** File name of the CSV metrics in the run directory. */
 export const METRICS_CSV = "metrics.csv";
