@@ -72,6 +72,9 @@ export interface PairList {
   prevWeight: Float32Array;
 }
 
+/** Chunks one {@linkcode PairHead} can run per pair list (one loss slot each). */
+const MAX_CHUNKS = 4096;
+
 /** Default budget for one text-head chunk's activations (bytes). */
 const TEXT_HEAD_BUDGET = 512 * 1024 * 1024;
 
@@ -401,7 +404,7 @@ export class PairHead {
     this.cap = Math.max(64, Math.floor(cap / 64) * 64);
     this.shape = { pairs: this.cap, nEmbd: C, hidden: H, vocab: V, norm: model.norm };
     this.acts = createTextHeadActivations(model.gpu, this.shape, `${model.label}.head${this.cap}`);
-    this.lossOut = createTensor(model.gpu, [64], `${model.label}.head${this.cap}.loss`);
+    this.lossOut = createTensor(model.gpu, [MAX_CHUNKS], `${model.label}.head${this.cap}.loss`);
   }
 
   /** Number of chunks used by the last {@linkcode PairHead.setPairs}. */

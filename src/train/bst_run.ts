@@ -48,6 +48,16 @@ export class BstRun extends FlatRun<BST> {
     return new BstRun(gpu, config, data, model, opt, new PairSampler(cfg, config.seed));
   }
 
+  /**
+   * Pairs per text-head chunk on the GPU: every candidate pair of `rows` rows, but at most
+   * `data.pair_batch_size` (rounded up to 64), so that subsampled steps — a few pairs per row
+   * of a long block — do not compute a chunk sized for all of them. The chunking is a
+   * function of the config and the batch only, so runs and resumed runs stay bit-identical.
+   */
+  private chunkPairs(rows: number): number {
+    return Math.min(this.maxPairs(rows), this.config.data.pair_batch_size);
+  }
+
   private maxPairs(rows: number): number {
     const T = this.data.seqLen;
     const c = this.model.config;
@@ -63,7 +73,7 @@ export class BstRun extends FlatRun<BST> {
   protected async microStep(tokens: Int32Array, accum: number) {
     if (!this.#train) {
       const enc = await this.model.encoders(this.microBatch, this.data.seqLen);
-      this.#train = { enc, head: this.model.pairHead(enc, this.maxPairs(this.microBatch), true) };
+      this.#train = { enc, head: this.model.pairHead(enc, this.chunkPairs(this.microBatch), true) };
     }
     const { enc, head } = this.#train;
     const pairs = buildPairBatch(tokens, this.microBatch, this.data.seqLen, this.sampler, {
@@ -109,7 +119,7 @@ export class BstRun extends FlatRun<BST> {
     const E = B * accum;
     if (!this.#val) {
       const enc = await this.model.encoders(B, T);
-      this.#val = { enc, head: this.model.pairHead(enc, this.maxPairs(B), false) };
+      this.#val = { enc, head: this.model.pairHead(enc, this.chunkPairs(B), false) };
     }
     const { enc, head } = this.#val;
     let count = 0;
