@@ -598,3 +598,64 @@ export async function pretokenizeSplit(o: PretokenizeOptions): Promise<Pretokeni
     ...done,
   };
 }
+
+/**
+ * Several story sources read one after another, as one source (`--train A B` of the
+ * pretokenize task).
+ *
+ * @param sources The sources, in order.
+ * @returns A source whose stories are those of `sources[0]`, then `sources[1]`, …
+ *
+ * @example
+ * ```ts
+ * import { concatSources } from "./pretokenize.ts";
+ * import { storiesFromStrings } from "./tinystories_sources.ts";
+ * const s = concatSources([storiesFromStrings("a", ["x", "y"]), storiesFromStrings("b", ["z"])]);
+ * const got: string[] = [];
+ * for await (const t of s.stories(1)) got.push(t);
+ * console.log(s.name, await s.count(), got); // a + b 3 [ "y", "z" ]
+ * ```
+ */
+export function concatSources(sources: readonly StorySource[]): StorySource {
+  if (sources.length === 1) return sources[0];
+  const name = sources.map((s) => s.name).join(" + ");
+  let counts: number[] | undefined;
+  const allCounts = async (): Promise<number[]> => {
+    if (!counts) {
+      const c: number[] = [];
+      for (const s of sources) c.push(await s.count());
+      counts = c;
+    }
+    return counts;
+  };
+  return {
+    name,
+    async count() {
+      return (await allCounts()).reduce((a, b) => a + b, 0);
+    },
+    async *stories(start = 0, end?: number) {
+      if (!Number.isSafeInteger(start) || start < 0 || (end !== undefined && !(end >= start))) {
+        throw new Error(`Bad story range [${start}, ${end}) for ${name}`);
+      }
+      let offset = 0; // index of the first story of source i
+      for (let i = 0; i < sources.length; i++) {
+        if (end !== undefined && offset >= end) return;
+        // Counting a text file costs a pass: skip it only when the range starts past it.
+        const last = i === sources.length - 1;
+        const n = start > offset || end !== undefined ? await sources[i].count() : undefined;
+        if (n !== undefined && start >= offset + n && !last) {
+          offset += n;
+          continue;
+        }
+        const lo = Math.max(start - offset, 0);
+        const hi = end === undefined ? undefined : end - offset;
+        let read = 0;
+        for await (const story of sources[i].stories(lo, hi)) {
+          read++;
+          yield story;
+        }
+        offset += n ?? lo + read;
+      }
+    },
+  };
+}
