@@ -208,10 +208,11 @@ function eosIdOf(json: string, path: string): number {
 const enc = new TextEncoder();
 let barDrawn = false;
 
-function drawBar(split: Split, p: PretokenizeProgress, started: number): void {
+function drawBar(split: Split, p: PretokenizeProgress, started: number, done = false): void {
   const secs = (performance.now() - started) / 1000;
   let fraction: number | undefined;
-  if (split.stories) fraction = p.stories / split.stories;
+  if (done) fraction = 1;
+  else if (split.stories) fraction = p.stories / split.stories;
   else if (split.textBytes) fraction = Math.min(0.999, p.bytes / split.textBytes);
   const width = 30;
   const filled = fraction === undefined ? 0 : Math.round(Math.min(1, fraction) * width);
@@ -256,6 +257,7 @@ await runMain(async () => {
   for (const split of splits) {
     const started = performance.now();
     let r;
+    let last: PretokenizeProgress | undefined;
     try {
       r = await pretokenizeSplit({
         split: split.name,
@@ -267,12 +269,13 @@ await runMain(async () => {
         prefix: values.prefix,
         shardTokens: values.shard_tokens,
         workers: values.workers,
-        onProgress: values.quiet ? undefined : (p) => drawBar(split, p, started),
+        onProgress: values.quiet ? undefined : (p) => drawBar(split, last = p, started),
         onNote: (line) => {
           endBar();
           console.error(line);
         },
       });
+      if (last && last.stories === r.stories) drawBar(split, last, started, true);
     } finally {
       endBar();
     }
