@@ -22,22 +22,13 @@ export interface EncodedStories {
   bytes: number;
 }
 
-/** UTF-8 length of a string (lone surrogates count as U+FFFD, 3 bytes). */
+let scratch = new Uint8Array(1 << 16);
+const utf8 = new TextEncoder();
+
+/** UTF-8 length of a string (lone surrogates count as U+FFFD, 3 bytes), by native encoding. */
 function utf8Length(s: string): number {
-  let n = 0;
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i);
-    if (c < 0x80) n += 1;
-    else if (c < 0x800) n += 2;
-    else if (c >= 0xd800 && c <= 0xdbff && i + 1 < s.length) {
-      const d = s.charCodeAt(i + 1);
-      if (d >= 0xdc00 && d <= 0xdfff) {
-        n += 4;
-        i++;
-      } else n += 3;
-    } else n += 3;
-  }
-  return n;
+  if (scratch.length < 3 * s.length) scratch = new Uint8Array(3 * s.length);
+  return utf8.encodeInto(s, scratch).written;
 }
 
 /**

@@ -33,7 +33,7 @@
 
 import { HfTokenizer } from "../tokenizers/hf_bpe.ts";
 import { encodeNpyHeader, NpyWriter } from "../io/npy.ts";
-import { Sha256 } from "./hub_download.ts";
+import { createHash } from "node:crypto";
 import { type EncodedStories, encodeStories, MAX_TOKEN_ID } from "./_pretokenize_encode.ts";
 import type { StorySource } from "./tinystories_sources.ts";
 
@@ -178,9 +178,7 @@ export function manifestFileName(prefix: string): string {
  * ```
  */
 export function sha256Text(text: string): string {
-  const h = new Sha256();
-  h.update(new TextEncoder().encode(text));
-  return h.hex();
+  return createHash("sha256").update(new TextEncoder().encode(text)).digest("hex");
 }
 
 /**
@@ -196,7 +194,7 @@ export function sha256Text(text: string): string {
  * ```
  */
 export async function sha256File(path: string): Promise<string> {
-  const h = new Sha256();
+  const h = createHash("sha256");
   using file = await Deno.open(path, { read: true });
   const buf = new Uint8Array(1 << 20);
   for (;;) {
@@ -204,7 +202,7 @@ export async function sha256File(path: string): Promise<string> {
     if (n === null) break;
     h.update(buf.subarray(0, n));
   }
-  return h.hex();
+  return h.digest("hex");
 }
 
 /**
