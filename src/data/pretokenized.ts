@@ -31,7 +31,7 @@
  */
 
 import { numpyPermutation } from "./mt19937.ts";
-import { NpyReader } from "../io/npy.ts";
+import { npyItemSize, NpyReader } from "../io/npy.ts";
 
 /** A data file entry: a file name (weight 1) or a `[file, weight]` pair. */
 export type PretokenizedFileEntry = string | readonly [file: string, weight: number];
@@ -247,7 +247,7 @@ export class PretokenizedDataset {
     if (start >= s.cacheStart && end <= s.cacheStart + s.cache.length) {
       return s.cache.subarray(start - s.cacheStart, end - s.cacheStart);
     }
-    const item = s.reader.dtype === "u1" ? 1 : s.reader.dtype === "u2" ? 2 : 4;
+    const item = npyItemSize(s.reader.dtype);
     const limit = this.files[f].rows * this.blockSize;
     const stop = sequential ? Math.min(limit, Math.max(end, start + READ_AHEAD_BYTES / item)) : end;
     const data = toInt32(await s.reader.readRows(start, stop), s.reader.path);
