@@ -41,6 +41,12 @@ export interface Flag {
   choices?: readonly string[];
   /** The value must name an existing file (not a directory). */
   file?: boolean;
+  /**
+   * A string flag taking one or more values: `--name A B C` (the arguments after it up to the
+   * next flag, as argparse's `nargs="+"`), and `--name A --name B` adds to the list. The value
+   * is a `string[]`, empty when the flag is absent.
+   */
+  multiple?: boolean;
 }
 
 /** What a task accepts besides flags. Without it, any positional argument is an error. */
@@ -73,8 +79,10 @@ export interface Cli<F extends Record<string, Flag> = Record<string, Flag>> {
 
 type FlagValue<T extends Flag> = T["type"] extends "boolean" ? boolean
   : T["type"] extends "integer" ? number
+  : T extends { multiple: true } ? string[]
   : string;
 type Always<T extends Flag> = T extends { type: "boolean" } ? true
+  : T extends { multiple: true } ? true
   : T extends { default: string | number } ? true
   : T extends { required: true } ? true
   : false;
@@ -124,7 +132,7 @@ export const OVERRIDES: Positionals = {
 export function helpText(cli: Cli): string {
   const rows: [string, string][] = [];
   for (const [name, flag] of Object.entries(cli.flags)) {
-    const arg = flag.type === "boolean" ? "" : ` ${placeholder(flag)}`;
+    const arg = flag.type === "boolean" ? "" : ` ${placeholder(flag)}${flag.multiple ? "..." : ""}`;
     const left = `${flag.short ? `-${flag.short}, ` : ""}--${name}${arg}`;
     rows.push([left, flag.help]);
     if (flag.alias) rows.push([`--${flag.alias}${arg}`, `the same as --${name}`]);
@@ -172,26 +180,44 @@ export function parseCommandLine<const F extends Record<string, Flag>>(
   const flagArgs = end < 0 ? args : args.slice(0, end);
   if (flagArgs.includes("--help") || flagArgs.includes("-h")) return "help";
 
-  type Option = { type: "boolean" | "string"; short?: string };
+  type Option = { type: "boolean" | "string"; short?: string; multiple?: boolean };
   const options: Record<string, Option> = { help: { type: "boolean", short: "h" } };
   for (const [name, flag] of Object.entries(cli.flags)) {
     const type = flag.type === "boolean" ? "boolean" : "string";
-    options[name] = flag.short ? { type, short: flag.short } : { type };
-    if (flag.alias) options[flag.alias] = { type };
+    const multiple = flag.multiple === true && type === "string";
+    options[name] = flag.short ? { type, short: flag.short, multiple } : { type, multiple };
+    if (flag.alias) options[flag.alias] = { type, multiple };
   }
-  let raw: Record<string, string | boolean | undefined>;
+  let raw: Record<string, string | string[] | boolean | undefined>;
   let positionals: string[];
   try {
-    const parsed = parseArgs({ args, options, strict: true, allowPositionals: true });
-    raw = parsed.values as Record<string, string | boolean | undefined>;
-    positionals = parsed.positionals;
+    const parsed = parseArgs({ args, options, strict: true, allowPositionals: true, tokens: true });
+    raw = parsed.values as Record<string, string | string[] | boolean | undefined>;
+    positionals = [];
+    // Arguments right after a multi-value flag belong to it, up to the next flag or `--`.
+    // Values in command-line order: parseArgs lists a repeated flag's values first.
+    for (const [name, option] of Object.entries(options)) {
+      if (option.multiple && raw[name] !== undefined) raw[name] = [];
+    }
+    let owner: string | undefined;
+    for (const token of parsed.tokens) {
+      if (token.kind === "option") {
+        owner = options[token.name]?.multiple ? token.name : undefined;
+        if (owner && token.value !== undefined) (raw[owner] as string[]).push(token.value);
+      } else if (token.kind === "positional") {
+        if (owner) (raw[owner] as string[]).push(token.value);
+        else positionals.push(token.value);
+      } else {
+        owner = undefined;
+      }
+    }
   } catch (e) {
     // parseArgs explains some mistakes over several sentences: keep the first.
     const first = (e as Error).message.split("\n")[0].split(". ")[0].replace(/\.$/, "");
     throw new UsageError(first);
   }
 
-  const values: Record<string, string | number | boolean | undefined> = {};
+  const values: Record<string, string | string[] | number | boolean | undefined> = {};
   for (const [name, flag] of Object.entries(cli.flags)) {
     let given = raw[name];
     if (flag.alias && raw[flag.alias] !== undefined) {
@@ -202,6 +228,13 @@ export function parseCommandLine<const F extends Record<string, Flag>>(
     }
     if (flag.type === "boolean") {
       values[name] = given === undefined ? (flag.default ?? false) : given;
+      continue;
+    }
+    if (flag.multiple && flag.type === "string") {
+      const list = (given ?? []) as string[];
+      if (flag.required && list.length === 0) throw new UsageError(`--${name} is required`);
+      for (const v of list) if (flag.file) mustBeFile(v, `--${name} file`);
+      values[name] = [...list];
       continue;
     }
     if (given === undefined) {

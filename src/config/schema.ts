@@ -322,7 +322,7 @@ export const CONFIG_KEYS: { readonly [K in ConfigKey]: SpecFor<ValueAt<K>> } = {
   },
   "data.tokenizer_eos_id": {
     type: "int",
-    doc: "EOS token id when tokenizer_name_or_path is not given",
+    doc: "EOS token id of pretokenized data (must be set, >= 0, for dataset pretokenized)",
   },
   "data.stargraph_data_path": {
     type: "string",
@@ -457,7 +457,17 @@ export class ConfigError extends Error {
  * ```
  */
 export function validateConfig(raw: unknown, source: string): Config {
-  return checkTree(raw, source, true) as unknown as Config;
+  const config = checkTree(raw, source, true) as unknown as Config;
+  // The reference's default -1 means "take it from the tokenizer"; here the id must be given
+  // (a tokenizer.json alone does not say which token is EOS).
+  if (config.data.dataset === "pretokenized" && config.data.tokenizer_eos_id < 0) {
+    throw new ConfigError(
+      `Config key "data.tokenizer_eos_id" must be set to the EOS id of the pretokenized data ` +
+        `(1 for TinyStories) when data.dataset is pretokenized, got ` +
+        `${config.data.tokenizer_eos_id} (from ${source})`,
+    );
+  }
+  return config;
 }
 
 /**

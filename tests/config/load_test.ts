@@ -427,3 +427,20 @@ Deno.test("configToYaml() is deterministic and loads back to the same config", a
 Deno.test("defaultsFilePath() points at config/defaults.yaml", () => {
   assert.equal(defaultsFilePath(), join(configDir, "defaults.yaml"));
 });
+
+Deno.test("loadConfig() reads bst_tinystories_pretokenized.yaml: the TinyStories run on the README's shards", async () => {
+  const pretokenized = await loadConfig({
+    configFile: join(configDir, "bst_tinystories_pretokenized.yaml"),
+  });
+  const tinystories = await loadConfig({ configFile: TINYSTORIES });
+  assert.deepEqual(pretokenized.data, {
+    ...tinystories.data,
+    dataset: "pretokenized",
+    pretokenized_data_path: "data/tinystories/tinystories2-ascii",
+    pretokenized_train_data: [0, 1, 2, 3, 4, 5, 6].map((i) => `tinystories2_train_00000${i}.npy`),
+    pretokenized_val_data: ["tinystories2_val_000000.npy"],
+    tokenizer_name_or_path: "",
+    tokenizer_eos_id: 1,
+  });
+  assert.deepEqual({ ...pretokenized, data: null }, { ...tinystories, data: null });
+});

@@ -115,6 +115,24 @@ Deno.test("validateConfig() names a missing key and the source", () => {
   );
 });
 
+Deno.test("validateConfig() requires data.tokenizer_eos_id >= 0 for pretokenized data only", () => {
+  const tree = defaultsTree();
+  const data = tree.data as Record<string, unknown>;
+  assert.equal(data.tokenizer_eos_id, -1);
+  validateConfig(tree, "defaults"); // star-graph: -1 is fine
+  data.dataset = "pretokenized";
+  assert.throws(
+    () => validateConfig(tree, "config/p.yaml"),
+    (e: Error) =>
+      e instanceof ConfigError &&
+      e.message ===
+        'Config key "data.tokenizer_eos_id" must be set to the EOS id of the pretokenized data ' +
+          "(1 for TinyStories) when data.dataset is pretokenized, got -1 (from config/p.yaml)",
+  );
+  data.tokenizer_eos_id = 1;
+  assert.equal(validateConfig(tree, "config/p.yaml").data.tokenizer_eos_id, 1);
+});
+
 Deno.test("validatePartialConfig() reports an unknown key with the source and a suggestion", () => {
   assert.throws(
     () => validatePartialConfig(layer("model", "n_embed", 768), "config/foo.yaml"),

@@ -242,3 +242,35 @@ Deno.test("NpyReader.open() reads a header longer than its first read", async ()
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("readNpy(), NpyReader and encodeNpy() agree with numpy for every dtype in format 1.0, 2.0 and 3.0", async () => {
+  const values: Record<string, number[] | bigint[]> = {
+    u1: [0, 1, 7, 200, 255],
+    u2: [0, 1, 7, 300, 65535],
+    i4: [-5, 0, 7, 300, 2 ** 31 - 1],
+    i8: [-5n, 0n, 7n, 2n ** 40n, -(2n ** 62n)],
+    f4: [...new Float32Array([-5.5, 0.0, 0.125, 300.0, 1e-3])],
+  };
+  const arrays: Record<string, Parameters<typeof encodeNpy>[0]> = {
+    u1: Uint8Array.from(values.u1 as number[]),
+    u2: Uint16Array.from(values.u2 as number[]),
+    i4: Int32Array.from(values.i4 as number[]),
+    i8: BigInt64Array.from(values.i8 as bigint[]),
+    f4: Float32Array.from(values.f4 as number[]),
+  };
+  for (const dtype of Object.keys(values)) {
+    for (const version of [1, 2, 3] as const) {
+      const name = `versions/${dtype}_v${version}.npy`;
+      const got = await readNpy(fixture(name), { rank: 1 });
+      assert.equal(got.dtype, dtype, name);
+      assert.deepEqual(got.shape, [5], name);
+      assert.deepEqual([...got.data], values[dtype], name);
+      const reader = await NpyReader.open(fixture(name), { rank: 1 });
+      assert.equal(reader.header.version, version, name);
+      assert.deepEqual([...await reader.readRows(3, 5)], values[dtype].slice(3), name);
+      reader.close();
+      const bytes = encodeNpy(arrays[dtype], undefined, { version });
+      assert.deepEqual(bytes, await Deno.readFile(fixture(name)), name);
+    }
+  }
+});

@@ -177,6 +177,37 @@ Deno.test("parseCommandLine() reports a missing file or a directory given as a f
   }
 });
 
+Deno.test("parseCommandLine() gives a multi-value flag the arguments after it, repeated or not", () => {
+  const cli = {
+    usage: "deno task demo [--train PATH...] [--val PATH...]",
+    about: "Demo.",
+    flags: {
+      train: { type: "string", multiple: true, arg: "PATH", help: "training files" },
+      val: { type: "string", multiple: true, arg: "PATH", help: "validation files" },
+      quiet: { type: "boolean", help: "quiet" },
+    },
+  } as const satisfies Cli;
+  const parsed = parseCommandLine(cli, ["--train", "a", "b", "--val=c", "d", "--train", "e"]);
+  assert.notEqual(parsed, "help");
+  if (parsed === "help") return;
+  assert.deepEqual(parsed.values.train, ["a", "b", "e"]);
+  assert.deepEqual(parsed.values.val, ["c", "d"]);
+  const none = parseCommandLine(cli, ["--quiet"]);
+  if (none === "help") throw new Error("help");
+  assert.deepEqual(none.values.train, []);
+  // After a boolean flag or `--`, arguments are positionals again (none allowed here).
+  assert.equal(
+    mistake(["--train", "a", "--quiet", "b"], cli),
+    "Unexpected argument 'b': this task takes no positional arguments",
+  );
+  assert.equal(
+    mistake(["--train", "a", "--", "b"], cli),
+    "Unexpected argument 'b': this task takes no positional arguments",
+  );
+  assert.match(mistake(["--val"], cli), /argument missing/);
+  assert.match(helpText(cli), /\n {2}--train PATH\.\.\. +training files\n/);
+});
+
 Deno.test("helpText() prints usage, description, aligned options with aliases and help, then notes", () => {
   assert.equal(
     helpText(demo),
