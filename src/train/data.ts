@@ -5,6 +5,10 @@
  * - `stargraph`: the star-graph file (generated when missing, if its name says how)
  *   tokenized into rows and split as the reference does; vocabulary, block size and context
  *   length come from the file.
+ * - `pretokenized`: `.npy` token files (`deno task pretokenize` writes them) under
+ *   `data.pretokenized_data_path`, weighted as the reference's `WeightedConcatDataset`, cut
+ *   into `model.block_size` rows read from disk on demand; vocabulary `model.vocab_size`, EOS
+ *   `data.tokenizer_eos_id` (as the reference's `update_config`, which changes nothing).
  * - `tinystories`: stories from the Hugging Face dataset `cyrilzhang/TinyStories2-ascii`
  *   (downloaded into `data/tinystories/` on first use) or from `data.tinystories_path`
  *   (a .parquet file, a folder of them, or a TinyStoriesV2 .txt), tokenized with the
@@ -30,9 +34,15 @@ import {
   type ParquetTextReader,
   type StorySource,
 } from "../data/tinystories_sources.ts";
+import {
+  openPretokenizedData,
+  PretokenizedTrainBatches,
+  type PretokenizedTrainState,
+  pretokenizedValidationBatches,
+} from "../data/pretokenized.ts";
 import { HfTokenizer } from "../tokenizers/hf_bpe.ts";
 import { tinyStoriesTokenizer } from "../tokenizers/tinystories.ts";
-import { packedTrainRows, packedValRows } from "./rows.ts";
+import { DATA_STATE_KEY, packedTrainRows, packedValRows, type TrainRows } from "./rows.ts";
 import { tableData, type TrainData } from "./run.ts";
 
 /** Options of {@linkcode loadTrainData}. */
@@ -66,12 +76,7 @@ export async function loadTrainData(
 ): Promise<TrainData> {
   const d = config.data;
   if (d.dataset === "tinystories") return await loadTinyStories(config, options);
-  if (d.dataset !== "stargraph") {
-    throw new Error(
-      `data.dataset "${d.dataset}" is not supported by deno task train yet ` +
-        `("stargraph" and "tinystories" are)`,
-    );
-  }
+  if (d.dataset === "pretokenized") return await loadPretokenized(config);
   return await loadStarGraphData(config, options);
 }
 
@@ -118,17 +123,19 @@ async function loadStarGraphData(
   }, config.seed);
 }
 
+async function readTokenizerFile(path: string): Promise<string> {
+  try {
+    return await Deno.readTextFile(path);
+  } catch (e) {
+    throw new Error(`Cannot read data.tokenizer_name_or_path "${path}": ${(e as Error).message}`);
+  }
+}
+
 /** The reference's TinyStories tokenizer, or `data.tokenizer_name_or_path` when set. */
 async function tinyStoriesTokenizerFor(config: Config, fim: boolean): Promise<HfTokenizer> {
   const path = config.data.tokenizer_name_or_path;
   if (!path) return tinyStoriesTokenizer({ fim });
-  let text: string;
-  try {
-    text = await Deno.readTextFile(path);
-  } catch (e) {
-    throw new Error(`Cannot read data.tokenizer_name_or_path "${path}": ${(e as Error).message}`);
-  }
-  const tok = HfTokenizer.fromJSON(text);
+  const tok = HfTokenizer.fromJSON(await readTokenizerFile(path));
   if (fim && tok.tokenToId("<|fim|>") === undefined) tok.addSpecialTokens(["<|fim|>"]);
   return tok;
 }
@@ -195,6 +202,72 @@ async function loadTinyStories(
     async *samples() {
       for await (const story of val.stories()) {
         yield { tokens: new Int32Array(tok.encode(story).slice(0, T)), original: story };
+      }
+    },
+  };
+}
+
+/** Training rows from pretokenized files, resumable from their JSON position. */
+function pretokenizedTrainRows(
+  open: () => PretokenizedTrainBatches,
+  make: (state?: PretokenizedTrainState) => PretokenizedTrainBatches,
+): TrainRows {
+  let batches: PretokenizedTrainBatches | undefined;
+  return {
+    async batch(step, batchSize) {
+      batches ??= open();
+      if (batches.batchSize !== batchSize || batches.state.batches !== step) {
+        throw new Error(
+          `Pretokenized rows are read in order: step ${step} of ${batchSize} rows asked for, ` +
+            `step ${batches.state.batches} of ${batches.batchSize} expected`,
+        );
+      }
+      const tokens = await batches.next();
+      return { tokens, epoch: batches.epoch };
+    },
+    state: () => JSON.stringify((batches ??= open()).state),
+    restore(text, where) {
+      let state: PretokenizedTrainState;
+      try {
+        state = JSON.parse(text);
+      } catch {
+        throw new Error(`Cannot resume from "${where}": ${DATA_STATE_KEY} is not JSON`);
+      }
+      batches = make(state);
+    },
+  };
+}
+
+async function loadPretokenized(config: Config): Promise<TrainData> {
+  const d = config.data;
+  const T = config.model.block_size;
+  const tok = d.tokenizer_name_or_path
+    ? HfTokenizer.fromJSON(await readTokenizerFile(d.tokenizer_name_or_path))
+    : undefined;
+  const { train, val } = await openPretokenizedData({
+    dataPath: d.pretokenized_data_path,
+    train: d.pretokenized_train_data,
+    val: d.pretokenized_val_data,
+    blockSize: T,
+  });
+  const options = { batchSize: d.effective_batch_size, seed: config.seed };
+  const decode = tok
+    ? (ids: ArrayLike<number>) => tok.decode(ids, { skipSpecialTokens: true })
+    : undefined;
+  return {
+    seqLen: T,
+    vocabSize: config.model.vocab_size,
+    eosTokenId: d.tokenizer_eos_id,
+    contextLength: config.model.context_length,
+    train: pretokenizedTrainRows(
+      () => new PretokenizedTrainBatches(train, options),
+      (state) => new PretokenizedTrainBatches(train, options, state),
+    ),
+    val: { batches: (batchSize) => pretokenizedValidationBatches(val, batchSize) },
+    decode,
+    async *samples() {
+      for await (const rows of pretokenizedValidationBatches(val, 1)) {
+        yield { tokens: rows, original: decode ? decode(rows) : rows.join(" ") };
       }
     },
   };
