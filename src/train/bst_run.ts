@@ -14,10 +14,10 @@ import { BST, type EncoderPlan, type PairHead, trainingPairList } from "../model
 import { bstConfigFor } from "../models/from_config.ts";
 import { buildPairBatch, PairSampler, type PairSamplerState } from "../models/bst_pairs.ts";
 import type { AdamW } from "./optimizer.ts";
+import { slicePairRows } from "./distributed.ts";
 import {
   createAdamW,
   FlatRun,
-  pathAccuracy,
   type TrainData,
   validationBatchesFor,
   type ValMetrics,
@@ -76,11 +76,15 @@ export class BstRun extends FlatRun<BST> {
       this.#train = { enc, head: this.model.pairHead(enc, this.chunkPairs(this.microBatch), true) };
     }
     const { enc, head } = this.#train;
-    const pairs = buildPairBatch(tokens, this.microBatch, this.data.seqLen, this.sampler, {
+    const T = this.data.seqLen;
+    const own = this.ownRows(tokens);
+    // pairs and weights of all the micro-batch's rows (every rank samples them all), then ours
+    const all = buildPairBatch(tokens, own.total, T, this.sampler, {
       pairBatchSize: this.config.data.pair_batch_size,
       gradientAccumSteps: accum,
     });
-    const ops = await this.model.planMicroStep(enc, head, tokens, trainingPairList(pairs));
+    const pairs = own.rows === own.total ? all : slicePairRows(all, own.first, own.rows, T);
+    const ops = await this.model.planMicroStep(enc, head, own.tokens, trainingPairList(pairs));
     return { ops, loss: { slots: head.lossOut, count: head.chunksUsed } };
   }
 
@@ -115,8 +119,9 @@ export class BstRun extends FlatRun<BST> {
   async validate(): Promise<ValMetrics> {
     const T = this.data.seqLen;
     const B = this.microBatch;
+    const BG = B * this.ranks; // rows of a micro-batch over all ranks
     const accum = this.config.data.gradient_accum_steps;
-    const E = B * accum;
+    const E = BG * accum;
     if (!this.#val) {
       const enc = await this.model.encoders(B, T);
       this.#val = { enc, head: this.model.pairHead(enc, this.chunkPairs(B), false) };
@@ -131,20 +136,24 @@ export class BstRun extends FlatRun<BST> {
       // Validation pairs use a copy of the sampler so training's subsampling state is untouched.
       const sampler = this.sampler.clone();
       for (let k = 0; k < accum; k++) {
-        const tokens = batch.subarray(k * B * T, (k + 1) * B * T);
-        const pairs = buildPairBatch(tokens, B, T, sampler, {
+        const micro = batch.subarray(k * BG * T, (k + 1) * BG * T);
+        const own = this.ownRows(micro);
+        const tokens = own.tokens;
+        const all = buildPairBatch(micro, BG, T, sampler, {
           pairBatchSize: this.config.data.pair_batch_size,
           gradientAccumSteps: accum,
         });
+        const pairs = B === BG ? all : slicePairRows(all, own.first, own.rows, T);
         enc.setTokens(tokens);
         const ops = await head.setPairs(trainingPairList(pairs));
         await run(this.gpu, [...enc.forward, ...ops]);
         loss += await head.readLoss();
         const e = await this.model.evaluationLoss(tokens, B, T);
-        next += e.next.reduce((a, x) => a + x, 0) / B / accum;
-        prev += e.prev.reduce((a, x) => a + x, 0) / B / accum;
+        next += e.next.reduce((a, x) => a + x, 0) / BG / accum;
+        prev += e.prev.reduce((a, x) => a + x, 0) / BG / accum;
       }
     }
+    [loss, next, prev] = await this.reduce([loss, next, prev]);
     return {
       val_loss: loss / count,
       val_loss_next_token: next / count,
@@ -155,8 +164,7 @@ export class BstRun extends FlatRun<BST> {
 
   /** Greedy path accuracy over the first `rows` validation rows. */
   pathAccuracy(rows: number): Promise<number> {
-    return pathAccuracy(
-      this.data,
+    return this.shardedPathAccuracy(
       rows,
       (p, n, len, steps) => greedyDecode(this.model, p, n, len, steps),
     );

@@ -15,7 +15,6 @@ import { GPT } from "../models/gpt.ts";
 import {
   createAdamW,
   FlatRun,
-  pathAccuracy,
   type TrainData,
   validationBatchesFor,
   type ValMetrics,
@@ -32,12 +31,16 @@ export class GptRun extends FlatRun<GPT> {
   }
 
   protected async microStep(tokens: Int32Array, accum: number) {
-    const { plan, ops } = await this.model.planMicroStep(
-      tokens,
-      this.microBatch,
-      this.data.seqLen,
-      accum,
-    );
+    const own = this.ownRows(tokens);
+    const n = this.data.seqLen - 1;
+    // targets and weights over all the micro-batch's rows, then this rank's rows
+    const t = this.model.lossTargets(tokens, own.total, this.data.seqLen, accum);
+    const mine = <A extends Int32Array | Float32Array>(a: A) =>
+      a.subarray(own.first * n, (own.first + own.rows) * n) as A;
+    const plan = await this.model.plan(own.rows, n);
+    plan.setTokens(mine(t.inputs));
+    plan.setTargets(mine(t.targets), mine(t.weights));
+    const ops = [...plan.forward, ...plan.loss, ...plan.backward];
     return { ops, loss: { slots: plan.lossOut, count: 1 } };
   }
 
@@ -50,29 +53,33 @@ export class GptRun extends FlatRun<GPT> {
   async validate(): Promise<ValMetrics> {
     const T = this.data.seqLen;
     const B = this.microBatch;
+    const BG = B * this.ranks; // rows of a micro-batch over all ranks
     const accum = this.config.data.gradient_accum_steps;
-    const E = B * accum;
+    const E = BG * accum;
     let count = 0;
     let loss = 0;
     for await (const batch of validationBatchesFor(this.config, this.data.val, E)) {
       count++;
       for (let k = 0; k < accum; k++) {
-        const tokens = batch.subarray(k * B * T, (k + 1) * B * T);
+        const micro = batch.subarray(k * BG * T, (k + 1) * BG * T);
+        const own = this.ownRows(micro);
         const plan = await this.model.plan(B, T - 1);
-        const { inputs, targets, weights } = this.model.lossTargets(tokens, B, T, accum);
-        plan.setTokens(inputs);
-        plan.setTargets(targets, weights);
+        const t = this.model.lossTargets(micro, BG, T, accum);
+        const mine = <A extends Int32Array | Float32Array>(a: A) =>
+          a.subarray(own.first * (T - 1), (own.first + B) * (T - 1)) as A;
+        plan.setTokens(mine(t.inputs));
+        plan.setTargets(mine(t.targets), mine(t.weights));
         await run(this.gpu, [...plan.forward, ...plan.loss]);
         loss += (await readTensor(this.gpu, plan.lossOut))[0];
       }
     }
+    [loss] = await this.reduce([loss]);
     return {
       val_loss: loss / count,
       val_loss_next_token: loss / count,
       val_loss_prev_token: null,
       path_accuracy: this.data.pathTask
-        ? await pathAccuracy(
-          this.data,
+        ? await this.shardedPathAccuracy(
           count * E,
           (p, n, len, steps) => greedyDecode(this.model, p, n, len, steps),
         )

@@ -25,6 +25,11 @@ export interface InterruptOptions {
   log?: (text: string) => void;
   /** Called on the second SIGINT; default `Deno.exit(INTERRUPT_EXIT_CODE)`. */
   exit?: (code: number) => void;
+  /**
+   * The signals that interrupt (default SIGINT). Under `mpirun` add SIGTERM: on Ctrl-C
+   * `mpirun` sends SIGTERM to every rank, then SIGKILL `odls_base_sigkill_timeout` seconds later.
+   */
+  signals?: Deno.Signal[];
 }
 
 /** The line printed on the first SIGINT. */
@@ -65,7 +70,8 @@ export function installInterrupt(options: InterruptOptions = {}): Interrupt {
       exit(INTERRUPT_EXIT_CODE);
     }
   };
-  Deno.addSignalListener("SIGINT", listener);
+  const signals = options.signals ?? ["SIGINT"];
+  for (const s of signals) Deno.addSignalListener(s, listener);
   return {
     get requested() {
       return count > 0;
@@ -74,7 +80,7 @@ export function installInterrupt(options: InterruptOptions = {}): Interrupt {
     dispose() {
       if (!installed) return;
       installed = false;
-      Deno.removeSignalListener("SIGINT", listener);
+      for (const s of signals) Deno.removeSignalListener(s, listener);
     },
   };
 }

@@ -14,7 +14,8 @@ import { learningRate } from "./lr_schedule.ts";
 import { AdamW } from "./optimizer.ts";
 import { type Op, run } from "../gpu/kernel.ts";
 import type { Gpu } from "../gpu/device.ts";
-import type { Tensor } from "../gpu/tensor.ts";
+import { readTensor, type Tensor } from "../gpu/tensor.ts";
+import { allreduceTensor, checkReplicas, type Collective, rankMicroBatch } from "./distributed.ts";
 import { LossWindow, type LossWindowState } from "./loss_window.ts";
 import {
   DATA_STATE_KEY,
@@ -161,6 +162,10 @@ export interface TrainRun {
   restore(path: string, options?: CheckpointLoadOptions): Promise<number>;
   /** Loads only the model weights of a checkpoint (for evaluation). */
   loadWeights(path: string, options?: CheckpointLoadOptions): Promise<number | null>;
+  /** Trains as one rank of a data-parallel job (see `distributed.ts`); call before `step`. */
+  distribute?(c: Collective): void;
+  /** Data-parallel runs: throws when the ranks' parameters differ. */
+  checkReplicas?(step: number): Promise<void>;
 }
 
 /**
@@ -187,20 +192,39 @@ export type Decode = (
  * or the path length).
  */
 export async function pathAccuracy(data: TrainData, rows: number, decode: Decode): Promise<number> {
+  const n = Math.min(rows, pathRows(data));
+  return await pathCorrect(data, 0, n, decode) / n;
+}
+
+/** The number of rows path accuracy can use. */
+export function pathRows(data: TrainData): number {
+  const task = data.pathTask;
+  if (!task) throw new Error("Path accuracy needs star-graph data (a path task)");
+  return task.rows.length / data.seqLen;
+}
+
+/** How many of the path task's rows `first … first+n−1` decode their path exactly. */
+export async function pathCorrect(
+  data: TrainData,
+  first: number,
+  n: number,
+  decode: Decode,
+): Promise<number> {
   const task = data.pathTask;
   if (!task) throw new Error("Path accuracy needs star-graph data (a path task)");
   const T = data.seqLen;
-  const n = Math.min(rows, task.rows.length / T);
+  if (n === 0) return 0;
   const prefixes = new Int32Array(n * task.prefixLen);
   for (let r = 0; r < n; r++) {
-    prefixes.set(task.rows.subarray(r * T, r * T + task.prefixLen), r * task.prefixLen);
+    const row = (first + r) * T;
+    prefixes.set(task.rows.subarray(row, row + task.prefixLen), r * task.prefixLen);
   }
   const gen = await decode(prefixes, n, task.prefixLen, task.pathLen);
   let correct = 0;
   for (let r = 0; r < n; r++) {
     let ok = true;
     for (let s = 0; s < task.pathLen; s++) {
-      const want = task.rows[r * T + task.prefixLen + s];
+      const want = task.rows[(first + r) * T + task.prefixLen + s];
       if (gen[r * task.pathLen + s] !== want) {
         ok = false;
         break;
@@ -209,7 +233,7 @@ export async function pathAccuracy(data: TrainData, rows: number, decode: Decode
     }
     if (ok) correct++;
   }
-  return correct / n;
+  return correct;
 }
 
 /** Restores weights and AdamW moments from a checkpoint (awaits the uploads). */
@@ -324,10 +348,11 @@ export const LOSS_WINDOW_KEY = "train_loss_window";
  * the training-loss window).
  */
 export abstract class FlatRun<M extends FlatParams> implements TrainRun {
-  /** Rows per micro-batch. */
-  readonly microBatch: number;
+  /** Rows per micro-batch (of this rank, in a data-parallel run). */
+  microBatch: number;
   #zero?: Op[];
   #window?: LossWindow;
+  #comm: Collective | null = null;
 
   constructor(
     readonly gpu: Gpu,
@@ -343,9 +368,67 @@ export abstract class FlatRun<M extends FlatParams> implements TrainRun {
   protected abstract readonly kind: "bst" | "gpt";
 
   /**
-   * Ops of one training micro-batch of `tokens` (microBatch × T), with gradients scaled for
-   * `accum` micro-batches, and where its loss lands: the first `count` values of `slots`,
-   * whose sum is the micro-batch's loss divided by `accum`.
+   * Makes this run rank `c.rank` of `c.size`: micro-batches of
+   * `effective_batch_size / size / gradient_accum_steps` rows, gradients summed over the
+   * ranks before each AdamW step, validation sharded and reduced.
+   */
+  distribute(c: Collective): void {
+    const d = this.config.data;
+    this.microBatch = rankMicroBatch(d.effective_batch_size, c.size, d.gradient_accum_steps);
+    this.#comm = c;
+  }
+
+  /** The number of ranks (1 in a single process). */
+  protected get ranks(): number {
+    return this.#comm?.size ?? 1;
+  }
+
+  /** This rank's rows of a global batch of `tokens` (all of them in a single process). */
+  protected ownRows(tokens: Int32Array): {
+    tokens: Int32Array;
+    first: number;
+    rows: number;
+    total: number;
+  } {
+    const T = this.data.seqLen;
+    const total = tokens.length / T;
+    const rows = total / this.ranks;
+    const first = (this.#comm?.rank ?? 0) * rows;
+    return { tokens: tokens.subarray(first * T, (first + rows) * T), first, rows, total };
+  }
+
+  /** Sums per-rank partial figures over the ranks (the figures themselves alone). */
+  protected async reduce(values: number[]): Promise<number[]> {
+    if (!this.#comm) return values;
+    const v = new Float64Array(values);
+    await this.#comm.allreduceSum(v);
+    return [...v];
+  }
+
+  /** Path accuracy over the first `rows` path-task rows, split over the ranks. */
+  protected async shardedPathAccuracy(rows: number, decode: Decode): Promise<number> {
+    const n = Math.min(rows, pathRows(this.data));
+    const rank = this.#comm?.rank ?? 0;
+    const first = Math.floor((n * rank) / this.ranks);
+    const end = Math.floor((n * (rank + 1)) / this.ranks);
+    const [correct] = await this.reduce([
+      await pathCorrect(this.data, first, end - first, decode),
+    ]);
+    return correct / n;
+  }
+
+  /** Data-parallel runs: compares the ranks' parameter hashes (throws when they differ). */
+  async checkReplicas(step: number): Promise<void> {
+    if (!this.#comm) return;
+    await checkReplicas(this.#comm, await readTensor(this.gpu, this.model.params), step);
+  }
+
+  /**
+   * Ops of one training micro-batch of `tokens` (the global micro-batch, microBatch × ranks
+   * rows of T; this rank trains its {@linkcode FlatRun.ownRows}), with gradients scaled for
+   * `accum` micro-batches and weights computed over all its rows, and where this rank's share
+   * of its loss lands: the first `count` values of `slots`, whose sum (over the ranks) is the
+   * micro-batch's loss divided by `accum`.
    */
   protected abstract microStep(
     tokens: Int32Array,
@@ -387,9 +470,10 @@ export abstract class FlatRun<M extends FlatParams> implements TrainRun {
     const lr = scheduledLr(this.config, step);
     const accum = d.gradient_accum_steps;
     const window = this.lossWindow;
-    const B = this.microBatch;
+    const comm = this.#comm;
+    const BG = this.microBatch * this.ranks; // rows of a micro-batch over all ranks
     for (let k = 0; k < accum; k++) {
-      const micro = await this.microStep(tokens.subarray(k * B * T, (k + 1) * B * T), accum);
+      const micro = await this.microStep(tokens.subarray(k * BG * T, (k + 1) * BG * T), accum);
       const record = await window.record(micro.loss.slots, micro.loss.count);
       const last = k === accum - 1;
       if (last) this.opt.setStep(lr, step + 1);
@@ -397,12 +481,18 @@ export abstract class FlatRun<M extends FlatParams> implements TrainRun {
         ...(k === 0 ? this.#zero : []),
         ...micro.ops,
         record,
-        ...(last ? this.opt.ops : []),
+        ...(last && !comm ? this.opt.ops : []),
       ]);
+    }
+    if (comm) {
+      // each rank's gradient is its share of the global one: the sum is that gradient
+      await allreduceTensor(this.gpu, this.model.grads, comm);
+      await run(this.gpu, this.opt.ops);
     }
     window.endStep();
     if (!log) return { loss: null, epoch, lr, logs: null };
-    const loss = await window.take();
+    // each rank's window holds its share of the loss
+    const [loss] = await this.reduce([await window.take()]);
     const logs: Record<string, number> = {};
     if (this.config.optimizer.grad_clip !== null) {
       logs.grad_norm = (await this.opt.gradNorm()).total;
@@ -415,17 +505,22 @@ export abstract class FlatRun<M extends FlatParams> implements TrainRun {
     };
   }
 
-  /** Checkpoint tensors and metadata for `step` steps taken. */
+  /**
+   * Checkpoint tensors and metadata for `step` steps taken. In a data-parallel run every rank
+   * calls it (the loss window's shares are summed) and rank 0 saves it.
+   */
   async checkpoint(
     step: number,
   ): Promise<{ tensors: Map<string, SafeTensor>; metadata: Record<string, string> }> {
+    const window = await this.lossWindow.state();
+    [window.sum] = await this.reduce([window.sum]);
     return {
       tensors: await checkpointTensors(this.model, this.opt),
       metadata: {
         model: this.kind,
         config: JSON.stringify(storedConfig(this.config)),
         step: String(step),
-        [LOSS_WINDOW_KEY]: encodeLossWindow(await this.lossWindow.state()),
+        [LOSS_WINDOW_KEY]: encodeLossWindow(window),
         ...(this.data.train.state ? { [DATA_STATE_KEY]: this.data.train.state() } : {}),
         ...this.extraMetadata(),
       },
@@ -447,7 +542,11 @@ export abstract class FlatRun<M extends FlatParams> implements TrainRun {
       this.data.train.restore(dataState, path);
     }
     const window = file.metadata[LOSS_WINDOW_KEY];
-    if (window !== undefined) this.lossWindow.restore(decodeLossWindow(path, window));
+    if (window !== undefined) {
+      const state = decodeLossWindow(path, window);
+      // data-parallel: rank 0 holds the whole sum, the others start from 0 (shares add up)
+      this.lossWindow.restore((this.#comm?.rank ?? 0) === 0 ? state : { ...state, sum: 0 });
+    }
     return checkpointStep(path, file.metadata);
   }
 

@@ -32,6 +32,7 @@ import {
 } from "./checkpoints.ts";
 import { writeCurves } from "./curves.ts";
 import { GptRun } from "./gpt_run.ts";
+import { anyRank, type Collective } from "./distributed.ts";
 import { installInterrupt, INTERRUPT_EXIT_CODE } from "./interrupt.ts";
 import { checkOutputDir, TRAIN_OUTPUT_ROOTS } from "../io/safe_paths.ts";
 import { cleanLeftovers, openRunDir } from "./leftovers.ts";
@@ -61,6 +62,11 @@ export interface TrainOptions {
   gpu?: Gpu;
   /** Resume from a checkpoint whose weights or moments hold NaN or ±Infinity (default false). */
   allowNonFinite?: boolean;
+  /**
+   * Train data-parallel as one rank of this communicator (`mpirun`; see `distributed.ts`):
+   * rank 0 alone writes the run directory and prints progress.
+   */
+  collective?: Collective;
 }
 
 /** The run for a config: the BST (`use_bst: true`) or the GPT baseline. */
@@ -80,14 +86,17 @@ export async function train(
   data: TrainData,
   options: TrainOptions = {},
 ): Promise<FinalMetrics> {
+  const comm = options.collective;
+  const lead = !comm || comm.rank === 0; // writes the run directory, logs and prints
   // Before the GPU starts: the output folder is usable, and crashed runs' leftovers go.
   const outDir = config.trainer.out_dir;
   await checkOutputDir(outDir, { roots: TRAIN_OUTPUT_ROOTS, key: "trainer.out_dir" });
-  await cleanLeftovers(outDir, options.progress === false ? { log: null } : {});
-  const gpu = options.gpu ?? await getGpu({ log: true });
+  if (lead) await cleanLeftovers(outDir, options.progress === false ? { log: null } : {});
+  const gpu = options.gpu ?? await getGpu({ log: lead });
   const t = config.trainer;
   const started = performance.now();
   const r = await createRun(gpu, config, data);
+  if (comm) r.distribute!(comm);
   const policy = checkpointPolicy(t);
   let step = 0;
   let ckpt: CheckpointManager;
@@ -98,33 +107,37 @@ export async function train(
     step = await r.restore(point.path, { allowNonFinite: options.allowNonFinite });
     const meta = (await loadCheckpoint(point.path)).metadata;
     ckpt = CheckpointManager.resume(t.out_dir, point.runName, policy, meta, point.path);
-    console.error(`Resuming from ${point.path} at step ${step}`);
+    if (lead) console.error(`Resuming from ${point.path} at step ${step}`);
+    await r.checkReplicas?.(step);
   } else {
-    const name = options.runName ?? await claimRunDir(t.out_dir);
+    // ranks other than 0 write nothing: their manager only names the run
+    const name = options.runName ?? (lead ? await claimRunDir(t.out_dir) : "rank");
     ckpt = new CheckpointManager(t.out_dir, name, policy);
   }
-  const lock = await openRunDir(t.out_dir, ckpt.runDir);
+  const lock = lead ? await openRunDir(t.out_dir, ckpt.runDir) : null;
   const unlockAndThrow = async (e: unknown): Promise<never> => {
-    await lock.release();
+    await lock?.release();
     throw e;
   };
-  const metrics = await MetricsLogger.open(
+  const metrics = !lead ? null : await MetricsLogger.open(
     ckpt.runDir,
     t.init_from === "resume" ? { dropFromStep: step + 1 } : {},
   ).catch(unlockAndThrow);
-  const manifest = await RunManifest.start(ckpt.runDir, {
+  const manifest = !lead ? null : await RunManifest.start(ckpt.runDir, {
     runName: ckpt.runName,
     config,
     seed: config.seed,
     adapter: gpu.info,
     resumedFrom,
   }).catch(unlockAndThrow);
-  const progress = options.progress === false ? null : new ProgressLine({
+  const progress = options.progress === false || !lead ? null : new ProgressLine({
     totalSteps: t.train_batches,
     tokensPerStep: config.data.effective_batch_size * data.seqLen,
     logInterval: t.log_interval,
   });
-  const interrupt = options.handleInterrupt === false ? null : installInterrupt();
+  const interrupt = options.handleInterrupt === false ? null : installInterrupt(
+    comm ? { signals: ["SIGINT", "SIGTERM"], log: lead ? undefined : () => {} } : {},
+  );
   let last: ValMetrics | null = null;
   try {
     if (t.val_only) {
@@ -144,36 +157,50 @@ export async function train(
         }
         const valNow = step % t.val_interval === 0 || step === t.train_batches;
         const val = valNow ? await r.validate() : null;
-        if (s.loss !== null || val !== null) await metrics.log({ ...row, ...val });
+        if (val !== null) await r.checkReplicas?.(step);
+        if (metrics && (s.loss !== null || val !== null)) await metrics.log({ ...row, ...val });
         if (val !== null) {
           last = val;
-          await writeCurves(ckpt.runDir, metrics.rows, title);
+          if (metrics) await writeCurves(ckpt.runDir, metrics.rows, title);
           progress?.message(`validation at step ${step}: ${JSON.stringify(val)}`);
+          // every rank builds the checkpoint (it sums the ranks' loss shares); rank 0 saves it
           const c = await r.checkpoint(step);
-          await ckpt.saveValidation(step, val.val_loss, c.tensors, c.metadata);
+          if (lead) await ckpt.saveValidation(step, val.val_loss, c.tensors, c.metadata);
         }
         if (policy.recoveryEvery > 0 && step % policy.recoveryEvery === 0) {
           const c = await r.checkpoint(step);
-          await ckpt.saveRecovery(step, c.tensors, c.metadata);
+          if (lead) await ckpt.saveRecovery(step, c.tensors, c.metadata);
         }
-        if (interrupt?.requested) {
+        // under mpirun every rank stops at the same step when any rank was signalled
+        const stop = comm
+          ? await anyRank(comm, interrupt?.requested ?? false)
+          : interrupt?.requested;
+        if (stop) {
           const c = await r.checkpoint(step);
-          const saved = await ckpt.saveRecovery(step, c.tensors, c.metadata);
-          progress?.finish();
-          console.error(`Interrupted: wrote ${saved.path}; resume with trainer.init_from=resume`);
-          await manifest.finish({ status: "interrupted", finalStep: step });
+          if (lead) {
+            const saved = await ckpt.saveRecovery(step, c.tensors, c.metadata);
+            progress?.finish();
+            console.error(
+              `Interrupted: wrote ${saved.path}; resume with trainer.init_from=resume`,
+            );
+            await manifest?.finish({ status: "interrupted", finalStep: step });
+          }
+          if (comm) {
+            await comm.barrier(); // the others wait for rank 0's checkpoint
+            comm.finalize();
+          }
           Deno.exit(INTERRUPT_EXIT_CODE);
         }
       }
     }
   } catch (e) {
     progress?.finish();
-    await manifest.finish({
+    await manifest?.finish({
       status: "failed",
       finalStep: step,
       result: { error: (e as Error).message },
     });
-    await lock.release();
+    await lock?.release();
     throw e;
   } finally {
     interrupt?.dispose();
@@ -181,7 +208,7 @@ export async function train(
   progress?.finish();
   const seconds = (performance.now() - started) / 1000;
   const final = { ...last!, steps: step, seconds: Number(seconds.toFixed(1)) };
-  await manifest.finish({ status: "completed", finalStep: step, result: { ...final } });
-  await lock.release();
+  await manifest?.finish({ status: "completed", finalStep: step, result: { ...final } });
+  await lock?.release();
   return final;
 }
