@@ -154,7 +154,7 @@ export async function planAttentionForward(
       bindings: [qkv, doc, out, lse],
       workgroups: c.workgroups,
     }),
-  ];
+  ].map((d) => ({ ...d, flops: attentionFlops(B, H, T, dims.D).forward }));
 }
 
 /**
@@ -216,7 +216,10 @@ export async function planAttentionBackward(
     bindings: [qkv, doc, lse, dout, delta, dqkv],
     workgroups: c.workgroups,
   });
-  return [dq, dkv];
+  // Useful products (see attentionFlops): q kᵀ, dp and dq in the first pass, dv and dk in
+  // the second; recomputed products are not counted.
+  const flops = attentionFlops(B, H, T, dims.D).backward;
+  return [{ ...dq, flops: flops * 3 / 5 }, { ...dkv, flops: flops * 2 / 5 }];
 }
 
 /** Floating-point operation counts of {@linkcode attentionFlops}. */

@@ -246,11 +246,11 @@ interface MatmulSpec {
   tiles: MatmulTiles;
 }
 
-function planMatmul(gpu: Gpu, s: MatmulSpec): Promise<Dispatch> {
+async function planMatmul(gpu: Gpu, s: MatmulSpec): Promise<Dispatch> {
   const t = s.tiles;
   checkTiles(t);
   const flags = (s.accumulate ? 1 : 0) | (s.bias ? 2 : 0);
-  return planDispatch(gpu, {
+  const d = await planDispatch(gpu, {
     label: s.label,
     code: src,
     constants: {
@@ -266,6 +266,7 @@ function planMatmul(gpu: Gpu, s: MatmulSpec): Promise<Dispatch> {
     bindings: [s.out, s.a, s.b, s.bias ?? s.a],
     workgroups: [Math.ceil(s.J / (t.wgX * 4)), Math.ceil(s.I / (t.wgY * t.tm)), s.splits],
   });
+  return { ...d, flops: matmulFlops(s.I, s.R, s.J) };
 }
 
 /** Plans out (C) (+)= Σ_r src (rows, C) with the column-sum kernel. */
