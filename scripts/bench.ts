@@ -29,6 +29,7 @@ import {
 } from "../src/gpu/attention.ts";
 import {
   matmulFlops,
+  matmulTuner,
   planLinearBackwardInput,
   planLinearBackwardWeight,
   planLinearForward,
@@ -52,7 +53,8 @@ repeating the work inside one submission.
 --profile SHAPE times one training step of SHAPE (small: L2 C128 T33; paper: L6 C768 T69) kernel
 by kernel and prints the table (ms, GFLOP/s, share) on stderr and in the JSON. --batch sets its
 rows per step (default 64 for small; 256 for paper, 16 on a CPU adapter). Needs timestamp-query.
-Progress goes to stderr.`;
+The JSON also lists the matmul variant used per shape (matmul_variants: from the checked-in
+table, or tuned at first use on adapters it does not list). Progress goes to stderr.`;
 
 function usageError(message: string): never {
   console.error(`error: ${message}`);
@@ -212,4 +214,5 @@ try {
   console.error(`error: ${(e as Error).message}`);
   Deno.exit(1);
 }
+report.matmul_variants = matmulTuner(gpu).choices();
 console.log(JSON.stringify(report));

@@ -104,6 +104,7 @@ export class MatmulTuner {
   readonly candidates: Readonly<Record<string, MatmulVariant>>;
   readonly #entry?: MatmulTableEntry;
   readonly #chosen = new Map<string, string>();
+  readonly #seen = new Map<string, string>();
   #disk?: Record<string, string>;
 
   constructor(options: MatmulTunerOptions) {
@@ -135,7 +136,10 @@ export class MatmulTuner {
     measure: (v: MatmulVariant, name: string) => Promise<number>,
   ): Promise<{ variant: MatmulVariant; name: string; source: TuneSource }> {
     const known = this.#known(key);
-    if (known) return known;
+    if (known) {
+      if (!this.#seen.has(key)) this.#seen.set(key, `${known.name} (${known.source})`);
+      return known;
+    }
     let best = "";
     let bestMs = Infinity;
     for (const [name, v] of Object.entries(this.candidates)) {
@@ -144,8 +148,14 @@ export class MatmulTuner {
     }
     if (!best) throw new Error(`Cannot tune matmul ${key}: no candidate could be timed`);
     this.#chosen.set(key, best);
+    this.#seen.set(key, `${best} (tuned)`);
     await this.#save(key, best);
     return { variant: this.candidates[best], name: best, source: "tuned" };
+  }
+
+  /** Every key asked for so far with its variant and where the choice came from. */
+  choices(): Record<string, string> {
+    return Object.fromEntries(this.#seen);
   }
 
   #known(key: string): { variant: MatmulVariant; name: string; source: TuneSource } | undefined {

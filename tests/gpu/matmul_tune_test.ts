@@ -78,6 +78,7 @@ Deno.test("MatmulTuner.choose() times every candidate once and remembers the fas
   assert.equal(first.source, "tuned");
   const again = await tuner.choose("forward:8x8x8", measure);
   assert.equal(again.source, "memory");
+  assert.deepEqual(tuner.choices(), { "forward:8x8x8": "64x128_t4x8_k8 (tuned)" });
   assert.equal(timed.length, Object.keys(MATMUL_CANDIDATES).length);
 });
 
