@@ -33,9 +33,9 @@ export interface MatmulVariant {
   wgX: number;
   /** Invocations along the output rows (I). */
   wgY: number;
-  /** Output rows per invocation: 4 or 8. */
+  /** Output rows per invocation: 4, 8 or 16. */
   tm: number;
-  /** Output columns per invocation: 4 or 8. */
+  /** Output columns per invocation: 4, 8 or 16. */
   tn: number;
   /** Reduction length per workgroup-memory tile: a multiple of 4, at most 32. */
   bk: number;
@@ -97,8 +97,8 @@ export function checkVariant(
   const ints = [v.wgX, v.wgY, v.tm, v.tn, v.bk].every((x) => Number.isInteger(x) && x > 0);
   const problem = !ints
     ? "fields must be positive integers"
-    : ![4, 8].includes(v.tm) || ![4, 8].includes(v.tn)
-    ? "tm and tn must be 4 or 8"
+    : ![4, 8, 16].includes(v.tm) || ![4, 8, 16].includes(v.tn)
+    ? "tm and tn must be 4, 8 or 16"
     : v.bk % 4 !== 0 || v.bk > 32
     ? "bk must be a multiple of 4, at most 32"
     : v.wgX * v.wgY > maxInvocations

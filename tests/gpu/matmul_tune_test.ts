@@ -52,8 +52,8 @@ Deno.test("checkVariant() rejects bad fields and tiles over the adapter's limits
   const ok = { wgX: 16, wgY: 16, tm: 8, tn: 8, bk: 8 };
   checkVariant(ok);
   const cases: [Record<string, number>, RegExp][] = [
-    [{ tm: 2 }, /tm and tn must be 4 or 8/],
-    [{ tn: 6 }, /tm and tn must be 4 or 8/],
+    [{ tm: 2 }, /tm and tn must be 4, 8 or 16/],
+    [{ tn: 6 }, /tm and tn must be 4, 8 or 16/],
     [{ bk: 6 }, /bk must be a multiple of 4/],
     [{ bk: 64 }, /at most 32/],
     [{ wgX: 0 }, /positive integers/],
