@@ -153,7 +153,7 @@ const SPLIT_ALIGN = 32;
  * @example
  * ```ts
  * import { weightGradSplit } from "./matmul.ts";
- * console.log(weightGradSplit(17664, 768, 56).splits); // 17: an lm_head has few output tiles
+ * console.log(weightGradSplit(17664, 768, 56).splits); // 22: an lm_head has few output tiles
  * console.log(weightGradSplit(17664, 768, 2304).splits); // 1
  * ```
  */

@@ -41,9 +41,6 @@ export const MATMUL_CANDIDATES: Readonly<Record<string, MatmulVariant>> = Object
   "128x128_t16x16_k8": { wgX: 8, wgY: 8, tm: 16, tn: 16, bk: 8 },
 });
 
-/** The variant used where nothing else is known and no tuning is wanted. */
-export const DEFAULT_MATMUL_VARIANT: Readonly<MatmulVariant> = MATMUL_CANDIDATES["64x64_t8x8_k16"];
-
 /** Choices for one measured adapter. */
 export interface MatmulTableEntry {
   /** Regular expression source matched against the adapter name. */

@@ -3,7 +3,6 @@ import { getGpu } from "../../src/gpu/device.ts";
 import { run } from "../../src/gpu/kernel.ts";
 import { matmulTuner, planLinearForward, setMatmulTuner } from "../../src/gpu/matmul.ts";
 import {
-  DEFAULT_MATMUL_VARIANT,
   MATMUL_CANDIDATES,
   MATMUL_TABLE,
   matmulTuneKey,
@@ -157,7 +156,7 @@ Deno.test("planLinearForward() tunes at first use on an adapter missing from the
     // Two small candidates keep the timing short on a CPU adapter.
     candidates: {
       "32x32_t4x4_k16": MATMUL_CANDIDATES["32x32_t4x4_k16"],
-      "64x64_t8x8_k16": DEFAULT_MATMUL_VARIANT,
+      "64x64_t8x8_k16": MATMUL_CANDIDATES["64x64_t8x8_k16"],
     },
   });
   setMatmulTuner(gpu, tuner);
