@@ -1,4 +1,4 @@
-// Row gathers and their deterministic scatter-add backward (BST pairs, DESIGN §4.10–4.12).
+// Row gathers and their deterministic scatter-add backward (BST pairs).
 //
 // Entry points and bindings (binding 0 is the uniform Params; f32 unless noted; resource
 // names alias across entry points, each entry point uses only its own):

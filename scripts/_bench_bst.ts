@@ -11,7 +11,8 @@
 
 import { attentionFlops } from "../src/gpu/attention.ts";
 import type { Gpu } from "../src/gpu/device.ts";
-import { type Op, run } from "../src/gpu/kernel.ts";
+import type { Op } from "../src/gpu/kernel.ts";
+import { profileOps, timeOps } from "../src/gpu/timing.ts";
 import { BST, trainingPairList } from "../src/models/bst.ts";
 import type { BstConfig } from "../src/models/bst_config.ts";
 import { swigluHidden } from "../src/models/param_specs.ts";
@@ -88,93 +89,170 @@ function family(op: Op): string {
   return op.label.split(".").at(-1)!;
 }
 
-/**
- * Times each op alone (submit + wait) and sums by kernel family, in ms, largest first. The
- * per-op waits add overhead, so the shares matter more than the absolute numbers.
- */
-async function profile(gpu: Gpu, ops: Op[]): Promise<Record<string, number>> {
-  const by = new Map<string, number>();
-  for (const op of ops) {
-    const t0 = performance.now();
-    await run(gpu, [op]);
-    by.set(family(op), (by.get(family(op)) ?? 0) + performance.now() - t0);
-  }
-  return Object.fromEntries(
-    [...by].sort((a, b) => b[1] - a[1]).map(([k, v]) => [k, Number(v.toFixed(1))]),
-  );
+/** One planned training step of a bench shape. */
+interface PlannedStep {
+  ops: Op[];
+  flops: number;
+  pairs: number;
+  params: number;
+  setStep(step: number): void;
+  readLoss(): Promise<number>;
+}
+
+/** Builds the model, optimizer and the ops of one training step of `s`. */
+async function planStep(gpu: Gpu, s: BstBenchShape): Promise<PlannedStep> {
+  const config: BstConfig = {
+    vocabSize: s.vocab,
+    eosTokenId: s.vocab - 2,
+    nLayer: s.nLayer,
+    nHead: s.nHead,
+    nEmbd: s.nEmbd,
+    blockSize: s.seqLen,
+    bias: false,
+    contextLength: s.contextLength,
+    pairMinimumGap: s.minGap,
+    pairMaximumGap: -1,
+    pairSubsampleRate: 1,
+    singleGapPredictionMode: "eos",
+  };
+  const model = await BST.create(gpu, config, { label: `bench.${s.name}` });
+  const tokens = starRows(s, config.eosTokenId);
+  const enc = await model.encoders(s.batch, s.seqLen);
+  const batch = buildPairBatch(tokens, s.batch, s.seqLen, new PairSampler(config, 0), {
+    pairBatchSize: 32768,
+  });
+  const head = model.pairHead(enc, batch.count, true);
+  const opt = await AdamW.create(model, { beta1: 0.9, beta2: 0.95, weightDecay: 0, gradClip: 1 });
+  const ops = [
+    ...await model.planZeroGrads(),
+    ...await model.planMicroStep(enc, head, tokens, trainingPairList(batch)),
+    ...opt.ops,
+  ];
+  opt.setStep(1e-4, 1);
+  return {
+    ops,
+    flops: bstStepFlops(s, batch.count),
+    pairs: batch.count,
+    params: model.table.paramCount,
+    setStep: (step) => opt.setStep(1e-4, step),
+    readLoss: () => head.readLoss(),
+  };
+}
+
+function describe(s: BstBenchShape): string {
+  return `${s.name} (L=${s.nLayer} C=${s.nEmbd} T=${s.seqLen} B=${s.batch})`;
 }
 
 /**
- * Times `repeats` training steps (after one warm-up step) of each shape; for the shapes named
- * in `perKernel` (default: the small one — a paper-shape step takes minutes on a CPU adapter),
- * also one step op by op, summed by kernel family.
+ * Times `repeats` training steps of each shape (after one warm-up step) with
+ * {@linkcode timeOps}: GPU timestamps where the adapter has them, so no host wait is inside the
+ * figure. The same ops run every time (the step counter of AdamW is not advanced), which is
+ * the same work as a real step.
  */
 export async function benchBstSteps(
   gpu: Gpu,
   repeats: number,
   shapes: BstBenchShape[] = BST_BENCH_SHAPES,
-  perKernel: readonly string[] = ["small"],
 ): Promise<Record<string, unknown>[]> {
   const results = [];
   for (const s of shapes) {
-    console.error(
-      `bench: BST step ${s.name} (L=${s.nLayer} C=${s.nEmbd} T=${s.seqLen} B=${s.batch})`,
-    );
-    const config: BstConfig = {
-      vocabSize: s.vocab,
-      eosTokenId: s.vocab - 2,
-      nLayer: s.nLayer,
-      nHead: s.nHead,
-      nEmbd: s.nEmbd,
-      blockSize: s.seqLen,
-      bias: false,
-      contextLength: s.contextLength,
-      pairMinimumGap: s.minGap,
-      pairMaximumGap: -1,
-      pairSubsampleRate: 1,
-      singleGapPredictionMode: "eos",
-    };
-    const model = await BST.create(gpu, config, { label: `bench.${s.name}` });
-    const tokens = starRows(s, config.eosTokenId);
-    const enc = await model.encoders(s.batch, s.seqLen);
-    const batch = buildPairBatch(tokens, s.batch, s.seqLen, new PairSampler(config, 0), {
-      pairBatchSize: 32768,
-    });
-    const head = model.pairHead(enc, batch.count, true);
-    const opt = await AdamW.create(model, { beta1: 0.9, beta2: 0.95, weightDecay: 0, gradClip: 1 });
-    const ops = [
-      ...await model.planZeroGrads(),
-      ...await model.planMicroStep(enc, head, tokens, trainingPairList(batch)),
-      ...opt.ops,
-    ];
-    opt.setStep(1e-4, 1);
-    await run(gpu, ops); // warm-up (first use of each pipeline)
-    const times: number[] = [];
-    for (let i = 0; i < repeats; i++) {
-      opt.setStep(1e-4, i + 2);
-      const t0 = performance.now();
-      await run(gpu, ops);
-      times.push(performance.now() - t0);
-    }
-    times.sort((a, b) => a - b);
-    const ms = times[Math.floor(times.length / 2)];
-    const flops = bstStepFlops(s, batch.count);
+    console.error(`bench: BST step ${describe(s)}`);
+    const step = await planStep(gpu, s);
+    const { ms, method } = await timeOps(gpu, step.ops, { samples: repeats });
     results.push({
       shape: s.name,
       n_layer: s.nLayer,
       n_embd: s.nEmbd,
       seq_len: s.seqLen,
       batch: s.batch,
-      pairs: batch.count,
-      params: model.table.paramCount,
-      dispatches: ops.length,
+      pairs: step.pairs,
+      params: step.params,
+      dispatches: step.ops.length,
+      timing: method,
       ms_per_step: Number(ms.toFixed(1)),
       steps_per_s: Number((1000 / ms).toFixed(3)),
       tokens_per_s: Math.round((s.batch * s.seqLen) / (ms / 1000)),
-      gflops: Number((flops / ms / 1e6).toFixed(2)),
-      loss: Number((await head.readLoss()).toFixed(4)),
-      ...(perKernel.includes(s.name) ? { per_kernel_ms: await profile(gpu, ops) } : {}),
+      gflops: Number((flops(step.flops, ms)).toFixed(2)),
+      loss: Number((await step.readLoss()).toFixed(4)),
     });
   }
   return results;
+}
+
+function flops(n: number, ms: number): number {
+  return n / ms / 1e6;
+}
+
+/** One row of the per-kernel table. */
+export interface KernelRow {
+  kernel: string;
+  dispatches: number;
+  ms: number;
+  gflops: number | null;
+  share: number;
+}
+
+/**
+ * Times one training step of `s` kernel by kernel with GPU timestamps ({@linkcode profileOps}),
+ * sums by kernel family (the last segment of each dispatch label), prints the table on stderr
+ * and returns it, largest first. GFLOP/s is shown for the families whose planners count flops
+ * (matmul, attention). Buffer copies are not timed.
+ */
+export async function profileBstStep(
+  gpu: Gpu,
+  s: BstBenchShape,
+): Promise<Record<string, unknown>> {
+  console.error(`bench: profiling one BST step ${describe(s)}`);
+  const step = await planStep(gpu, s);
+  const ms = await profileOps(gpu, step.ops);
+  const by = new Map<string, { n: number; ms: number; flops: number; counted: boolean }>();
+  step.ops.forEach((op, i) => {
+    if ("copy" in op) return;
+    const f = family(op);
+    const e = by.get(f) ?? { n: 0, ms: 0, flops: 0, counted: true };
+    e.n++;
+    e.ms += ms[i];
+    e.flops += op.flops ?? 0;
+    e.counted &&= op.flops !== undefined;
+    by.set(f, e);
+  });
+  const total = [...by.values()].reduce((a, e) => a + e.ms, 0);
+  const rows: KernelRow[] = [...by].sort((a, b) => b[1].ms - a[1].ms).map(([k, e]) => ({
+    kernel: k,
+    dispatches: e.n,
+    ms: Number(e.ms.toFixed(3)),
+    gflops: e.counted && e.ms > 0 ? Number(flops(e.flops, e.ms).toFixed(1)) : null,
+    share: Number((e.ms / total).toFixed(4)),
+  }));
+  const line = (c: string[]) =>
+    console.error(c.map((x, i) => i === 0 ? x.padEnd(30) : x.padStart(11)).join(""));
+  line(["kernel", "dispatches", "ms", "GFLOP/s", "share"]);
+  for (const r of rows) {
+    line([
+      r.kernel,
+      String(r.dispatches),
+      r.ms.toFixed(2),
+      r.gflops === null ? "-" : r.gflops.toFixed(1),
+      `${(100 * r.share).toFixed(1)}%`,
+    ]);
+  }
+  line([
+    "total",
+    String(step.ops.length),
+    total.toFixed(2),
+    flops(step.flops, total).toFixed(1),
+    "",
+  ]);
+  return {
+    shape: s.name,
+    n_layer: s.nLayer,
+    n_embd: s.nEmbd,
+    seq_len: s.seqLen,
+    batch: s.batch,
+    pairs: step.pairs,
+    dispatches: step.ops.length,
+    total_ms: Number(total.toFixed(3)),
+    total_gflops: Number(flops(step.flops, total).toFixed(2)),
+    kernels: rows,
+  };
 }

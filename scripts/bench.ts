@@ -1,18 +1,26 @@
 /**
- * `deno task bench`: throughput figures as ONE JSON object on stdout (progress on stderr).
+ * `deno task bench`: throughput figures as ONE JSON object on stdout (progress and tables on
+ * stderr).
  *
  * - `matmul`: GFLOP/s of the three Linear patterns (forward `x·Wᵀ`, input gradient `dy·W`,
- *   weight gradient `dyᵀ·x`) at (M, K, N) = (512, 512, 512), (2048, 768, 2304), (2048, 2048, 768);
+ *   weight gradient `dyᵀ·x`) at (M, K, N) = (512, 512, 512), (2048, 768, 2304), (2048, 2048, 768)
+ *   (only the first on a CPU adapter, to keep the default run short);
  * - `attention`: forward + backward time of the document-masked attention at
  *   B=8, H=8, T=69, D=96, both directions;
- * - `bst`: a full BST training step (see `_bench_bst.ts`) at the small and paper shapes;
+ * - `bst`: a full BST training step (see `_bench_bst.ts`) at the small shape, and at the paper
+ *   shape on hardware adapters (or with `--paper`);
+ * - `--profile SHAPE [--batch N]`: only the per-kernel table of one training step of SHAPE.
+ *
+ * Timing never waits per dispatch (each wait from Deno costs >= 10 ms): with the adapter's
+ * `timestamp-query` the GPU timestamps the work (`src/gpu/timing.ts`); without it the work is
+ * repeated inside one submission. Each figure is the median of `--repeats` samples after one
+ * warm-up run.
+ *
  * - `tokenizer` (only with `--tokenizer FILE`, which runs nothing else and needs no adapter):
  *   MB/s of the TinyStories tokenizer on FILE's stories (see `_bench_tokenizer.ts`).
  *
- * Each figure is the median of `--repeats` timed runs after one warm-up; a run is submitted and
- * waited for with `onSubmittedWorkDone`, so times include dispatch overhead, not uploads.
- *
- * Permissions: env (`XDG_RUNTIME_DIR`, `DENO_WEBGPU_BACKEND`); read, for `--tokenizer FILE`.
+ * Permissions: read (for `--tokenizer FILE`); write `out/tune` (the matmul tuning cache when
+ * `BST_CACHE_DIR` points there); env (`XDG_RUNTIME_DIR`, `DENO_WEBGPU_BACKEND`, `BST_CACHE_DIR`).
  *
  * @module
  */
@@ -23,38 +31,47 @@ import {
   planAttentionBackward,
   planAttentionForward,
 } from "../src/gpu/attention.ts";
-import { type Op, run } from "../src/gpu/kernel.ts";
 import {
   matmulFlops,
+  matmulTuner,
   planLinearBackwardInput,
   planLinearBackwardWeight,
   planLinearForward,
 } from "../src/gpu/matmul.ts";
 import { uploadTensor } from "../src/gpu/tensor.ts";
-import { benchBstSteps, BST_BENCH_SHAPES } from "./_bench_bst.ts";
+import type { Op } from "../src/gpu/kernel.ts";
+import { timeOps, type TimingMethod } from "../src/gpu/timing.ts";
+import { benchBstSteps, BST_BENCH_SHAPES, profileBstStep } from "./_bench_bst.ts";
 import { benchTokenizer } from "./_bench_tokenizer.ts";
-import { parseCli, runMain } from "./_cli.ts";
+import { parseCli } from "./_cli.ts";
 
 const { values } = parseCli({
-  usage: "deno task bench [--repeats N] [--only matmul|attention|bst] [--skip-paper]",
+  usage: "deno task bench [--repeats N] [--only matmul|attention|bst] [--paper | --skip-paper]\n" +
+    "       deno task bench --profile small|paper [--batch N]\n" +
+    "       deno task bench --tokenizer FILE",
   about: `Prints one JSON object: the adapter, matmul GFLOP/s for the three Linear patterns at three
-shapes attention forward+backward time at B=8 H=8 T=69 D=96, and BST training steps (both
-encoders, text head, AdamW) for the small G(2,5) shape and the paper's G(5,5) shape: ms/step,
-tokens/s, achieved GFLOP/s. --skip-paper leaves out the paper shape (minutes per step on a
-CPU adapter). Progress goes to stderr.
-
---tokenizer FILE runs only the tokenizer figure (no adapter needed): the TinyStories tokenizer
-encodes the stories of FILE (separated by <|endoftext|> lines) one at a time; prints MB/s of the
-first pass and the median of --repeats passes, each with a fresh tokenizer.`,
+shapes (only 512^3 on a CPU adapter), attention forward+backward time at B=8 H=8 T=69 D=96,
+and BST training steps (both encoders, text head, AdamW): ms/step, tokens/s, achieved GFLOP/s.
+The paper's G(5,5) step is included on hardware adapters; --paper adds it on a CPU adapter
+(minutes), --skip-paper leaves it out. Kernels are timed with GPU timestamps where the adapter
+has timestamp-query, else by repeating the work inside one submission.`,
   flags: {
-    repeats: { type: "integer", min: 1, default: 5, help: "timed runs per figure (default 5)" },
+    repeats: { type: "integer", min: 1, default: 5, help: "timed samples per figure (default 5)" },
     only: {
       type: "string",
       arg: "PART",
       choices: ["matmul", "attention", "bst"],
       help: "one part only: matmul, attention or bst",
     },
+    paper: { type: "boolean", help: "include the paper-sized BST step on a CPU adapter" },
     "skip-paper": { type: "boolean", help: "leave out the paper-sized BST step" },
+    profile: {
+      type: "string",
+      arg: "SHAPE",
+      choices: ["small", "paper"],
+      help: "only the per-kernel table of one training step of SHAPE",
+    },
+    batch: { type: "integer", min: 1, help: "rows per step of --profile" },
     tokenizer: {
       type: "string",
       arg: "FILE",
@@ -62,8 +79,23 @@ first pass and the median of --repeats passes, each with a fresh tokenizer.`,
       help: "only the tokenizer's MB/s on FILE's stories",
     },
   },
+  notes: `--profile SHAPE times one training step of SHAPE (small: L2 C128 T33; paper: L6 C768 T69)
+kernel by kernel and prints the table (ms, GFLOP/s, share) on stderr and in the JSON. --batch
+sets its rows per step (default 64 for small; 256 for paper, 16 on a CPU adapter). The JSON also
+lists the matmul variant used per shape (matmul_variants: from the checked-in table, or tuned at
+first use on adapters it does not list). --tokenizer FILE runs only the tokenizer figure (no
+adapter needed): the TinyStories tokenizer encodes FILE's stories (separated by <|endoftext|>
+lines) one at a time; prints MB/s of the first pass and the median of --repeats passes.
+Progress goes to stderr.`,
 });
 const repeats = values.repeats;
+if (values.batch !== undefined && values.profile === undefined) {
+  usageError("--batch needs --profile");
+}
+const profileShape = values.profile === undefined
+  ? undefined
+  : BST_BENCH_SHAPES.find((s) => s.name === values.profile);
+const batch = values.batch;
 
 if (values.tokenizer !== undefined) {
   const path = values.tokenizer;
@@ -75,17 +107,14 @@ if (values.tokenizer !== undefined) {
   Deno.exit(0);
 }
 
-/** Median wall time in ms of running `ops` (after one warm-up run). */
-export async function timeOps(gpu: Gpu, ops: Op[], n: number): Promise<number> {
-  await run(gpu, ops);
-  const times: number[] = [];
-  for (let i = 0; i < n; i++) {
-    const t0 = performance.now();
-    await run(gpu, ops);
-    times.push(performance.now() - t0);
-  }
-  times.sort((a, b) => a - b);
-  return times[Math.floor(times.length / 2)];
+function usageError(message: string): never {
+  console.error(`error: ${message} (see --help)`);
+  Deno.exit(2);
+}
+
+/** Median ms of one run of `ops` and how it was timed. */
+function time(gpu: Gpu, ops: Op[]): Promise<{ ms: number; method: TimingMethod }> {
+  return timeOps(gpu, ops, { samples: repeats });
 }
 
 function seeded(n: number, seed: number): Float32Array {
@@ -101,11 +130,9 @@ function seeded(n: number, seed: number): Float32Array {
 const round = (x: number, d = 2) => Number(x.toFixed(d));
 
 async function benchMatmul(gpu: Gpu) {
-  const shapes: [number, number, number][] = [[512, 512, 512], [2048, 768, 2304], [
-    2048,
-    2048,
-    768,
-  ]];
+  // A CPU adapter does about 1 GFLOP/s: only the small shape there, to keep the run short.
+  const all: [number, number, number][] = [[512, 512, 512], [2048, 768, 2304], [2048, 2048, 768]];
+  const shapes = gpu.info.isFallbackAdapter ? all.slice(0, 1) : all;
   const out = [];
   for (const [M, K, N] of shapes) {
     console.error(`bench: matmul ${M}x${K}x${N}`);
@@ -116,20 +143,20 @@ async function benchMatmul(gpu: Gpu) {
     const dx = uploadTensor(gpu, new Float32Array(M * K), [M, K], "bench.dx");
     const dw = uploadTensor(gpu, new Float32Array(N * K), [N, K], "bench.dw");
     const flops = matmulFlops(M, K, N);
-    const fwd = await timeOps(gpu, [await planLinearForward(gpu, { out: y, x, w })], repeats);
-    const bIn = await timeOps(gpu, [await planLinearBackwardInput(gpu, { dx, dy, w })], repeats);
+    const fwd = await time(gpu, [await planLinearForward(gpu, { out: y, x, w })]);
+    const bIn = await time(gpu, [await planLinearBackwardInput(gpu, { dx, dy, w })]);
     const wOps = await planLinearBackwardWeight(gpu, { dw, dy, x });
-    const bW = await timeOps(gpu, Array.isArray(wOps) ? wOps : [wOps], repeats);
+    const bW = await time(gpu, Array.isArray(wOps) ? wOps : [wOps]);
     out.push({
       M,
       K,
       N,
-      forward_gflops: round(flops / fwd / 1e6),
-      backward_input_gflops: round(flops / bIn / 1e6),
-      backward_weight_gflops: round(flops / bW / 1e6),
-      forward_ms: round(fwd, 3),
-      backward_input_ms: round(bIn, 3),
-      backward_weight_ms: round(bW, 3),
+      forward_gflops: round(flops / fwd.ms / 1e6),
+      backward_input_gflops: round(flops / bIn.ms / 1e6),
+      backward_weight_gflops: round(flops / bW.ms / 1e6),
+      forward_ms: round(fwd.ms, 3),
+      backward_input_ms: round(bIn.ms, 3),
+      backward_weight_ms: round(bW.ms, 3),
     });
     for (const t of [x, w, y, dy, dx, dw]) t.buffer.destroy();
   }
@@ -153,30 +180,47 @@ async function benchAttention(gpu: Gpu) {
   for (const direction of ["forward", "backward"] as const) {
     const f = await planAttentionForward(gpu, out, lse, qkv, docT, H, direction);
     const b = await planAttentionBackward(gpu, dqkv, dout, qkv, out, lse, docT, H, direction);
-    const fwdMs = await timeOps(gpu, f, repeats);
-    const allMs = await timeOps(gpu, [...f, ...b], repeats);
+    const fwd = await time(gpu, f);
+    const all = await time(gpu, [...f, ...b]);
     const key = direction === "forward" ? "causal" : "anticausal";
-    result[`${key}_forward_ms`] = round(fwdMs, 3);
-    result[`${key}_forward_backward_ms`] = round(allMs, 3);
-    result[`${key}_gflops`] = round((flops.forward + flops.backward) / allMs / 1e6);
+    result[`${key}_forward_ms`] = round(fwd.ms, 3);
+    result[`${key}_forward_backward_ms`] = round(all.ms, 3);
+    result[`${key}_gflops`] = round((flops.forward + flops.backward) / all.ms / 1e6);
   }
   return { B, H, T, D, ...result };
 }
 
-await runMain(async () => {
-  const gpu = await getGpu({ log: true });
-  const want = (name: string) => !values.only || values.only === name;
-  const report: Record<string, unknown> = {
-    adapter: gpu.info.description,
-    fallback_adapter: gpu.info.isFallbackAdapter,
-    deno: Deno.version.deno,
-    repeats,
-  };
-  if (want("matmul")) report.matmul = await benchMatmul(gpu);
-  if (want("attention")) report.attention = await benchAttention(gpu);
-  if (want("bst")) {
-    const shapes = BST_BENCH_SHAPES.filter((s) => !values["skip-paper"] || s.name !== "paper");
-    report.bst = await benchBstSteps(gpu, repeats, shapes);
-  }
-  console.log(JSON.stringify(report));
+const gpu = await getGpu({ log: true }).catch((e) => {
+  console.error(`error: ${(e as Error).message}`);
+  Deno.exit(1);
 });
+const report: Record<string, unknown> = {
+  adapter: gpu.info.description,
+  fallback_adapter: gpu.info.isFallbackAdapter,
+  deno: Deno.version.deno,
+  timing: gpu.info.features.includes("timestamp-query") ? "timestamp" : "wall",
+  repeats,
+};
+try {
+  if (profileShape) {
+    const rows = batch ??
+      (profileShape.name === "paper"
+        ? (gpu.info.isFallbackAdapter ? 16 : 256)
+        : profileShape.batch);
+    report.profile = await profileBstStep(gpu, { ...profileShape, batch: rows });
+  } else {
+    const want = (name: string) => !values.only || values.only === name;
+    if (want("matmul")) report.matmul = await benchMatmul(gpu);
+    if (want("attention")) report.attention = await benchAttention(gpu);
+    if (want("bst")) {
+      const paper = values["skip-paper"] ? false : values.paper || !gpu.info.isFallbackAdapter;
+      const shapes = BST_BENCH_SHAPES.filter((s) => paper || s.name !== "paper");
+      report.bst = await benchBstSteps(gpu, repeats, shapes);
+    }
+  }
+} catch (e) {
+  console.error(`error: ${(e as Error).message}`);
+  Deno.exit(1);
+}
+report.matmul_variants = matmulTuner(gpu).choices();
+console.log(JSON.stringify(report));

@@ -1,9 +1,12 @@
 /**
- * Masked multi-head attention for both BST encoders (`kernels/attention.wgsl`).
+ * Masked multi-head attention for both BST encoders (kernels generated per head width by
+ * `src/gpu/attention_wgsl.ts`, so each invocation's head row and accumulators stay in
+ * registers).
  *
  * One kernel family serves the forward encoder (causal: query i sees keys j ≤ i of its own
  * document) and the backward encoder (anti-causal: j ≥ i). The caller passes `doc_f` with
- * `"forward"` and `doc_b` with `"backward"` (DESIGN §4.7); the mask is evaluated in the kernel
+ * `"forward"` and `doc_b` with `"backward"` (the document ids that make packed rows attend only
+ * within their own document, in each encoder's direction); the mask is evaluated in the kernel
  * from those ids, never stored as a T × T matrix. Scale is 1/√D.
  *
  * Forward saves the row log-sum-exp `lse` (B, H, T); backward recomputes the probabilities
@@ -12,7 +15,7 @@
  * @module
  */
 
-import src from "../../kernels/attention.wgsl" with { type: "text" };
+import { attentionWgsl, attentionWorkgroupBytes } from "./attention_wgsl.ts";
 import type { Gpu } from "./device.ts";
 import { type Dispatch, f32, planDispatch } from "./kernel.ts";
 import { createTensor, type Tensor } from "./tensor.ts";
@@ -78,7 +81,7 @@ function checkShape(t: Tensor, shape: readonly number[], what: string, op: strin
 
 /** Tile size: as many streamed rows as fit the device's workgroup memory, at most 32. */
 function tileRows(gpu: Gpu, d4: number): number {
-  const bytesPerRow = d4 * 2 * 16 + 3 * 4;
+  const bytesPerRow = attentionWorkgroupBytes({ d4, wg: WG, bk: 1 });
   const bk = Math.min(BK_MAX, Math.floor(gpu.limits.maxComputeWorkgroupStorageSize / bytesPerRow));
   if (bk < 1) {
     throw new Error(
@@ -89,6 +92,19 @@ function tileRows(gpu: Gpu, d4: number): number {
   return bk;
 }
 
+const sources = new Map<string, string>();
+
+/** The generated kernels for head rows of `d4` vec4s and tiles of `bk` rows (once each). */
+function sourceOf(d4: number, bk: number): string {
+  const key = `${d4}|${bk}`;
+  let code = sources.get(key);
+  if (code === undefined) {
+    code = attentionWgsl({ d4, wg: WG, bk });
+    sources.set(key, code);
+  }
+  return code;
+}
+
 function common(gpu: Gpu, dims: AttentionDims, direction: AttentionDirection) {
   expect(
     direction === "forward" || direction === "backward",
@@ -96,7 +112,7 @@ function common(gpu: Gpu, dims: AttentionDims, direction: AttentionDirection) {
   );
   const d4 = Math.ceil(dims.D / 4);
   return {
-    constants: { WG, BK: tileRows(gpu, d4), D4: d4 },
+    code: sourceOf(d4, tileRows(gpu, d4)),
     params: [
       dims.B,
       dims.T,
@@ -147,14 +163,13 @@ export async function planAttentionForward(
   return [
     await planDispatch(gpu, {
       label: `${out.label}.attention_forward`,
-      code: src,
+      code: c.code,
       entryPoint: "forward",
-      constants: c.constants,
       params: c.params,
       bindings: [qkv, doc, out, lse],
       workgroups: c.workgroups,
     }),
-  ];
+  ].map((d) => ({ ...d, flops: attentionFlops(B, H, T, dims.D).forward }));
 }
 
 /**
@@ -200,23 +215,24 @@ export async function planAttentionBackward(
   const delta = createTensor(gpu, [B, H, T], `${dqkv.label}.attn_delta`);
   const dq = await planDispatch(gpu, {
     label: `${dqkv.label}.attention_backward_dq`,
-    code: src,
+    code: c.code,
     entryPoint: "backward_dq",
-    constants: c.constants,
     params: c.params,
     bindings: [qkv, doc, out, lse, dout, dqkv, delta],
     workgroups: c.workgroups,
   });
   const dkv = await planDispatch(gpu, {
     label: `${dqkv.label}.attention_backward_dkv`,
-    code: src,
+    code: c.code,
     entryPoint: "backward_dkv",
-    constants: c.constants,
     params: c.params,
     bindings: [qkv, doc, lse, dout, delta, dqkv],
     workgroups: c.workgroups,
   });
-  return [dq, dkv];
+  // Useful products (see attentionFlops): q kᵀ, dp and dq in the first pass, dv and dk in
+  // the second; recomputed products are not counted.
+  const flops = attentionFlops(B, H, T, dims.D).backward;
+  return [{ ...dq, flops: flops * 3 / 5 }, { ...dkv, flops: flops * 2 / 5 }];
 }
 
 /** Floating-point operation counts of {@linkcode attentionFlops}. */

@@ -4,7 +4,7 @@
  * losses, and log-softmax for inference.
  *
  * The loss is expressed through per-row weights: the mean over targets, BST's chunk means and
- * row means (DESIGN §4.11) all become `weights[n]`, so the scalar loss is
+ * row means all become `weights[n]`, so the scalar loss is
  * `Σ_n weights[n] · losses[n]` ({@linkcode planWeightedSum}) and its gradient with respect to
  * the logits is what {@linkcode planCrossEntropy} writes.
  *

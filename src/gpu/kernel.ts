@@ -25,6 +25,8 @@ export interface Dispatch {
   pipeline: GPUComputePipeline;
   bindGroup: GPUBindGroup;
   workgroups: readonly [number, number, number];
+  /** Floating-point operations of one run, where the planner counts them (matmul, attention). */
+  flops?: number;
 }
 
 /**

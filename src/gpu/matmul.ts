@@ -1,5 +1,7 @@
 /**
- * Matrix products for Linear layers (`kernels/matmul.wgsl`, `kernels/matmul_reduce.wgsl`).
+ * Matrix products for Linear layers: register-resident f32 kernels generated per tile shape
+ * (`src/gpu/matmul_wgsl.ts`), the variant picked per adapter and shape (`matmul_tune.ts`), and
+ * the fixed-order column sums of `kernels/matmul_reduce.wgsl`.
  *
  * Weights use PyTorch's layout W (N, K) = (out features, in features); activations are
  * (M, K) with M the product of all leading dimensions. Four patterns cover a Linear layer:
@@ -11,49 +13,38 @@
  * | {@linkcode planLinearBackwardWeight}| dw += dyᵀ·x           |
  * | {@linkcode planBiasBackward}        | db += Σ_m dy[m, :]    |
  *
- * All are tiled through workgroup memory with register blocking (each invocation owns a
- * TM × 4 block of outputs) and reduce in a fixed order without atomics, so results are
- * bit-identical from run to run on one adapter.
+ * Each invocation keeps a block of outputs in registers (the generator writes every loop over
+ * it out, so no private array is indexed at run time) and loads operands as vec4 where the
+ * shapes allow (a row length that is a multiple of 4). Every output is one invocation's sum
+ * over the reduction in increasing order, one fused multiply-add per term, with no atomics:
+ * results are bit-identical from run to run, and also whichever variant runs.
  *
  * The weight gradient reduces over M, which is large (batch × time) while N·K may be small
  * (e.g. an lm_head with 56 outputs): then it is split along M ("split-K") into a scratch
  * tensor of partial products and summed in a second, fixed-order pass, so
  * {@linkcode planLinearBackwardWeight} may return two dispatches and allocate a scratch
- * tensor at plan time (see {@linkcode weightGradSplit}).
+ * tensor at plan time (see {@linkcode weightGradSplit}). The split depends on the shapes only.
  *
  * @module
  */
 
-import src from "../../kernels/matmul.wgsl" with { type: "text" };
 import reduceSrc from "../../kernels/matmul_reduce.wgsl" with { type: "text" };
 import type { Gpu } from "./device.ts";
 import { type Dispatch, grid, planDispatch } from "./kernel.ts";
+import {
+  checkVariant,
+  type MatmulLayout,
+  type MatmulVariant,
+  matmulWgsl,
+  variantCols,
+  variantName,
+  variantRows,
+} from "./matmul_wgsl.ts";
+import { defaultCacheDir, type MatmulPattern, matmulTuneKey, MatmulTuner } from "./matmul_tune.ts";
 import { createTensor, Tensor } from "./tensor.ts";
+import { timeOps } from "./timing.ts";
 
-/** Tile configuration of the matmul kernel (WGSL `override`s). */
-export interface MatmulTiles {
-  /** Invocations along the output columns; each owns 4 columns. */
-  wgX: number;
-  /** Invocations along the output rows; each owns `tm` rows. */
-  wgY: number;
-  /** Output rows per invocation: 1, 2, 4 or 8 (`wgY * tm` must be a multiple of 4). */
-  tm: number;
-  /** Reduction length per workgroup-memory tile. */
-  bk: number;
-}
-
-/**
- * Default tiles: 16 × 8 invocations, each an 8 × 4 block, i.e. 64 × 64 output tiles with a
- * reduction tile of 16 (8 KiB of workgroup memory). Fastest of the configurations tried on
- * llvmpipe (2048 × 768 × 2304 forward); 64-wide tiles also waste little on small N such as
- * the star-graph vocabulary (56). `deno task bench` can try others via `tiles`.
- */
-export const DEFAULT_MATMUL_TILES: Readonly<MatmulTiles> = Object.freeze({
-  wgX: 16,
-  wgY: 8,
-  tm: 8,
-  bk: 16,
-});
+export type { MatmulVariant } from "./matmul_wgsl.ts";
 
 /**
  * Floating-point operations of an (M, K) × (K, N) product, counting a multiply-add as two.
@@ -85,8 +76,8 @@ export interface LinearForwardArgs {
   bias?: Tensor;
   /** Add into `out` instead of overwriting it. Default false. */
   accumulate?: boolean;
-  /** Tile configuration; default {@linkcode DEFAULT_MATMUL_TILES}. */
-  tiles?: MatmulTiles;
+  /** Tile shape; default: chosen per adapter and shape (see {@linkcode matmulTuner}). */
+  variant?: MatmulVariant;
 }
 
 /** Arguments of {@linkcode planLinearBackwardInput}. */
@@ -99,8 +90,8 @@ export interface LinearBackwardInputArgs {
   w: Tensor;
   /** Add into `dx` instead of overwriting it. Default false. */
   accumulate?: boolean;
-  /** Tile configuration; default {@linkcode DEFAULT_MATMUL_TILES}. */
-  tiles?: MatmulTiles;
+  /** Tile shape; default: chosen per adapter and shape (see {@linkcode matmulTuner}). */
+  variant?: MatmulVariant;
 }
 
 /** Arguments of {@linkcode planLinearBackwardWeight}. */
@@ -117,8 +108,8 @@ export interface LinearBackwardWeightArgs {
    * omitted and a split is needed, a scratch tensor is created at plan time.
    */
   scratch?: Tensor;
-  /** Tile configuration; default {@linkcode DEFAULT_MATMUL_TILES}. */
-  tiles?: MatmulTiles;
+  /** Tile shape; default: chosen per adapter and shape (see {@linkcode matmulTuner}). */
+  variant?: MatmulVariant;
 }
 
 /** Arguments of {@linkcode planBiasBackward}. */
@@ -145,35 +136,29 @@ const SPLIT_TARGET_GROUPS = 256;
 const SPLIT_MIN_CHUNK = 256;
 /** Largest scratch the heuristic asks for, in f32 elements (64 MiB). */
 const SPLIT_MAX_SCRATCH = 16 * 1024 * 1024;
-
-function checkTiles(t: MatmulTiles): void {
-  const ok = [t.wgX, t.wgY, t.tm, t.bk].every((v) => Number.isInteger(v) && v > 0) &&
-    [1, 2, 4, 8].includes(t.tm) && (t.wgY * t.tm) % 4 === 0;
-  if (!ok) {
-    throw new Error(
-      `Invalid matmul tiles ${JSON.stringify(t)}: need positive integers, tm in 1, 2, 4, 8 ` +
-        `and wgY * tm a multiple of 4`,
-    );
-  }
-}
+/** Output tile assumed when counting workgroups for the split (any variant may run). */
+const SPLIT_TILE = 64;
+/** Split chunks are multiples of this: every variant's reduction tile divides it. */
+const SPLIT_ALIGN = 32;
 
 /**
- * The split of the weight gradient's reduction over M: a function of the shapes and tiles
- * only, so the summation order (and the result) does not depend on the adapter.
+ * The split of the weight gradient's reduction over M: a function of the shapes only (not of
+ * the adapter or the variant), so the summation order, and the result, is the same everywhere.
  *
  * @param M rows of dy and x (reduction length).
  * @param K input features (columns of dw).
  * @param N output features (rows of dw).
- * @param tiles the tile configuration used.
  * @returns the number of splits, rows per split and scratch size.
+ *
+ * @example
+ * ```ts
+ * import { weightGradSplit } from "./matmul.ts";
+ * console.log(weightGradSplit(17664, 768, 56).splits); // 22: an lm_head has few output tiles
+ * console.log(weightGradSplit(17664, 768, 2304).splits); // 1
+ * ```
  */
-export function weightGradSplit(
-  M: number,
-  K: number,
-  N: number,
-  tiles: MatmulTiles = DEFAULT_MATMUL_TILES,
-): WeightGradSplit {
-  const outTiles = Math.ceil(N / (tiles.wgY * tiles.tm)) * Math.ceil(K / (tiles.wgX * 4));
+export function weightGradSplit(M: number, K: number, N: number): WeightGradSplit {
+  const outTiles = Math.ceil(N / SPLIT_TILE) * Math.ceil(K / SPLIT_TILE);
   let splits = 1;
   if (outTiles * 2 <= SPLIT_TARGET_GROUPS && M >= 2 * SPLIT_MIN_CHUNK) {
     splits = Math.min(
@@ -182,8 +167,8 @@ export function weightGradSplit(
       Math.floor(SPLIT_MAX_SCRATCH / (N * K)),
     );
   }
-  if (splits <= 1) return { splits: 1, chunk: roundTo(M, tiles.bk), scratchElements: 0 };
-  const chunk = roundTo(Math.ceil(M / splits), tiles.bk);
+  if (splits <= 1) return { splits: 1, chunk: roundTo(M, SPLIT_ALIGN), scratchElements: 0 };
+  const chunk = roundTo(Math.ceil(M / splits), SPLIT_ALIGN);
   splits = Math.ceil(M / chunk);
   return { splits, chunk, scratchElements: splits * N * K };
 }
@@ -231,6 +216,7 @@ function expectRows(what: string, t: Tensor, m: number, cols: number, role: stri
 
 interface MatmulSpec {
   label: string;
+  pattern: MatmulPattern;
   out: Tensor;
   a: Tensor;
   b: Tensor;
@@ -243,29 +229,103 @@ interface MatmulSpec {
   accumulate: boolean;
   splits: number;
   chunk: number;
-  tiles: MatmulTiles;
+  variant?: MatmulVariant;
 }
 
-function planMatmul(gpu: Gpu, s: MatmulSpec): Promise<Dispatch> {
-  const t = s.tiles;
-  checkTiles(t);
+/** vec4 loads and stores where the row lengths (and so every vec4) line up. */
+function layoutOf(s: MatmulSpec): MatmulLayout {
+  return {
+    aTrans: s.aTrans,
+    bTrans: s.bTrans,
+    vecA: s.aTrans ? s.I % 4 === 0 : s.R % 4 === 0,
+    vecB: s.bTrans ? s.R % 4 === 0 : s.J % 4 === 0,
+    vecC: s.J % 4 === 0,
+    bias: s.bias !== undefined,
+  };
+}
+
+const sources = new Map<string, string>();
+
+/** The generated WGSL of a variant and layout (generated once per process). */
+function sourceOf(v: MatmulVariant, layout: MatmulLayout): string {
+  const key = `${variantName(v)}|${JSON.stringify(layout)}`;
+  let code = sources.get(key);
+  if (code === undefined) {
+    code = matmulWgsl(v, layout);
+    sources.set(key, code);
+  }
+  return code;
+}
+
+function planVariant(gpu: Gpu, s: MatmulSpec, v: MatmulVariant): Promise<Dispatch> {
+  checkVariant(
+    v,
+    gpu.limits.maxComputeInvocationsPerWorkgroup,
+    gpu.limits.maxComputeWorkgroupStorageSize,
+  );
   const flags = (s.accumulate ? 1 : 0) | (s.bias ? 2 : 0);
   return planDispatch(gpu, {
     label: s.label,
-    code: src,
-    constants: {
-      WG_X: t.wgX,
-      WG_Y: t.wgY,
-      TM: t.tm,
-      BK: t.bk,
-      A_TRANS: s.aTrans ? 1 : 0,
-      B_TRANS: s.bTrans ? 1 : 0,
-    },
+    code: sourceOf(v, layoutOf(s)),
     params: [s.I, s.J, s.R, s.chunk, flags],
-    // Without a bias, binding 4 is never read; `a` stands in (both read-only).
-    bindings: [s.out, s.a, s.b, s.bias ?? s.a],
-    workgroups: [Math.ceil(s.J / (t.wgX * 4)), Math.ceil(s.I / (t.wgY * t.tm)), s.splits],
+    // Without a bias the kernel declares no binding 4.
+    bindings: [s.out, s.a, s.b, s.bias ?? null],
+    workgroups: [Math.ceil(s.J / variantCols(v)), Math.ceil(s.I / variantRows(v)), s.splits],
   });
+}
+
+const tuners = new WeakMap<Gpu, MatmulTuner>();
+
+/**
+ * The process-wide variant chooser of `gpu`: the checked-in table for known adapters, else
+ * tuning at first use of each shape, cached in `BST_CACHE_DIR` when that is readable and
+ * writable under the granted permissions (see `matmul_tune.ts`).
+ *
+ * @param gpu the shared GPU.
+ * @returns the tuner; replace it with {@linkcode setMatmulTuner}.
+ */
+export function matmulTuner(gpu: Gpu): MatmulTuner {
+  let t = tuners.get(gpu);
+  if (!t) {
+    t = new MatmulTuner({ adapter: gpu.info.description, cacheDir: defaultCacheDir() });
+    tuners.set(gpu, t);
+  }
+  return t;
+}
+
+/** Replaces the variant chooser of `gpu` (e.g. a tuner without the table, to tune anew). */
+export function setMatmulTuner(gpu: Gpu, tuner: MatmulTuner): void {
+  tuners.set(gpu, tuner);
+}
+
+/** The variant for `s`: as given, else from the tuner (timing candidates on scratch tensors). */
+async function chooseVariant(gpu: Gpu, s: MatmulSpec): Promise<MatmulVariant> {
+  if (s.variant) return s.variant;
+  const key = matmulTuneKey(s.pattern, s.I, s.J, s.R);
+  let scratch: Tensor[] | undefined;
+  const { variant } = await matmulTuner(gpu).choose(key, async (v) => {
+    try {
+      // Scratch operands of the same shapes (the real ones may be accumulated into).
+      scratch ??= [
+        createTensor(gpu, [s.splits * s.I * s.J], "matmul.tune.out"),
+        createTensor(gpu, [s.I * s.R], "matmul.tune.a"),
+        createTensor(gpu, [s.R * s.J], "matmul.tune.b"),
+        createTensor(gpu, [s.J], "matmul.tune.bias"),
+      ];
+      const [out, a, b, bias] = scratch;
+      const d = await planVariant(gpu, { ...s, out, a, b, bias: s.bias ? bias : undefined }, v);
+      return (await timeOps(gpu, [d], { samples: 3 })).ms;
+    } catch {
+      return Infinity; // a variant this adapter cannot run
+    }
+  });
+  for (const t of scratch ?? []) t.buffer.destroy();
+  return variant;
+}
+
+async function planMatmul(gpu: Gpu, s: MatmulSpec): Promise<Dispatch> {
+  const d = await planVariant(gpu, s, await chooseVariant(gpu, s));
+  return { ...d, flops: matmulFlops(s.I, s.R, s.J) };
 }
 
 /** Plans out (C) (+)= Σ_r src (rows, C) with the column-sum kernel. */
@@ -322,6 +382,7 @@ export function planLinearForward(gpu: Gpu, args: LinearForwardArgs): Promise<Di
   }
   return planMatmul(gpu, {
     label: `${out.label}.linear_forward`,
+    pattern: "forward",
     out,
     a: x,
     b: w,
@@ -333,8 +394,8 @@ export function planLinearForward(gpu: Gpu, args: LinearForwardArgs): Promise<Di
     bTrans: true,
     accumulate: args.accumulate ?? false,
     splits: 1,
-    chunk: roundTo(K, (args.tiles ?? DEFAULT_MATMUL_TILES).bk),
-    tiles: args.tiles ?? DEFAULT_MATMUL_TILES,
+    chunk: roundTo(K, SPLIT_ALIGN),
+    variant: args.variant,
   });
 }
 
@@ -362,9 +423,9 @@ export function planLinearBackwardInput(
   const M = rows(dy);
   expectRows(what, dy, M, N, "output gradient");
   expectRows(what, dx, M, K, "input gradient");
-  const tiles = args.tiles ?? DEFAULT_MATMUL_TILES;
   return planMatmul(gpu, {
     label: `${dx.label}.linear_backward_input`,
+    pattern: "backward_input",
     out: dx,
     a: dy,
     b: w,
@@ -375,8 +436,8 @@ export function planLinearBackwardInput(
     bTrans: false,
     accumulate: args.accumulate ?? false,
     splits: 1,
-    chunk: roundTo(N, tiles.bk),
-    tiles,
+    chunk: roundTo(N, SPLIT_ALIGN),
+    variant: args.variant,
   });
 }
 
@@ -410,9 +471,9 @@ export async function planLinearBackwardWeight(
   const M = rows(dy);
   expectRows(what, dy, M, N, "output gradient");
   expectRows(what, x, M, K, "input");
-  const tiles = args.tiles ?? DEFAULT_MATMUL_TILES;
-  const split = weightGradSplit(M, K, N, tiles);
+  const split = weightGradSplit(M, K, N);
   const common = {
+    pattern: "backward_weight" as const,
     a: dy,
     b: x,
     I: N,
@@ -422,7 +483,7 @@ export async function planLinearBackwardWeight(
     bTrans: false,
     splits: split.splits,
     chunk: split.chunk,
-    tiles,
+    variant: args.variant,
   };
   if (split.splits === 1) {
     return await planMatmul(gpu, {

@@ -1,6 +1,6 @@
 /**
- * Rotary position embedding (`kernels/rope.wgsl`), non-interleaved ("rotate half", DESIGN
- * §4.5), in place on the q and k sections of a qkv tensor, with per-token positions from an i32
+ * Rotary position embedding (`kernels/rope.wgsl`), non-interleaved ("rotate half"), in
+ * place on the q and k sections of a qkv tensor, with per-token positions from an i32
  * buffer. The cos/sin table is computed on the CPU exactly as the reference's float32 one
  * (`RotaryPositionEmbedding._precompute_cos_sin` in model_base.py) and uploaded at plan time.
  *

@@ -3,13 +3,15 @@ import { getGpu } from "../../src/gpu/device.ts";
 import { type Dispatch, run } from "../../src/gpu/kernel.ts";
 import {
   matmulFlops,
-  type MatmulTiles,
+  type MatmulVariant,
   planBiasBackward,
   planLinearBackwardInput,
   planLinearBackwardWeight,
   planLinearForward,
   weightGradSplit,
 } from "../../src/gpu/matmul.ts";
+import { MATMUL_CANDIDATES } from "../../src/gpu/matmul_tune.ts";
+import { variantName } from "../../src/gpu/matmul_wgsl.ts";
 import { createTensor, readTensor, Tensor, uploadTensor } from "../../src/gpu/tensor.ts";
 import { assertClose, randomArray } from "../_util.ts";
 
@@ -84,11 +86,16 @@ function asList(d: Dispatch | Dispatch[]): Dispatch[] {
   return Array.isArray(d) ? d : [d];
 }
 
+// Awkward sizes (1, 37, 129, 1000: not multiples of any tile) take the scalar-load kernels;
+// multiples of 4 take the vec4 ones, with edge tiles in every direction.
 const SIZES: [number, number, number][] = [
   [1, 1, 1],
   [7, 37, 5],
   [37, 129, 7],
   [129, 64, 300],
+  [1000, 37, 129],
+  [36, 1000, 4],
+  [132, 68, 200],
 ];
 
 for (const [M, K, N] of SIZES) {
@@ -191,48 +198,83 @@ for (const [M, K, N] of SIZES) {
   });
 }
 
-const ODD_TILES: MatmulTiles[] = [
-  { wgX: 2, wgY: 4, tm: 1, bk: 5 },
-  { wgX: 4, wgY: 2, tm: 2, bk: 3 },
-  { wgX: 3, wgY: 4, tm: 4, bk: 7 },
-  { wgX: 8, wgY: 4, tm: 8, bk: 4 },
+// Every tuner candidate plus odd invocation counts; at (37, 29, 19) (scalar loads) and
+// (36, 28, 20) (vec4 loads).
+const VARIANTS: MatmulVariant[] = [
+  ...Object.values(MATMUL_CANDIDATES),
+  { wgX: 3, wgY: 5, tm: 4, tn: 8, bk: 4 },
+  { wgX: 1, wgY: 1, tm: 8, tn: 4, bk: 32 },
 ];
 
-for (const tiles of ODD_TILES) {
-  const [M, K, N] = [37, 29, 19];
-  Deno.test(`Linear plans match the CPU with tiles ${JSON.stringify(tiles)}`, async () => {
-    const gpu = await getGpu();
-    const x = randomArray(M * K, 21);
-    const w = randomArray(N * K, 22);
-    const b = randomArray(N, 23);
-    const dy = randomArray(M * N, 24);
-    const tx = uploadTensor(gpu, x, [M, K], "test.x");
-    const tw = uploadTensor(gpu, w, [N, K], "test.w");
-    const tdy = uploadTensor(gpu, dy, [M, N], "test.dy");
-    const out = createTensor(gpu, [M, N], "test.out");
-    const dx = createTensor(gpu, [M, K], "test.dx");
-    const dw = createTensor(gpu, [N, K], "test.dw");
-    await run(gpu, [
-      await planLinearForward(gpu, {
-        out,
-        x: tx,
-        w: tw,
-        bias: uploadTensor(gpu, b, [N], "test.b"),
-        tiles,
-      }),
-      await planLinearBackwardInput(gpu, { dx, dy: tdy, w: tw, tiles }),
-      ...asList(await planLinearBackwardWeight(gpu, { dw, dy: tdy, x: tx, tiles })),
-    ]);
-    const tag = JSON.stringify(tiles);
-    assertClose(await readTensor(gpu, out), cpuForward(x, w, M, K, N, b), `fwd ${tag}`);
-    assertClose(await readTensor(gpu, dx), cpuBackwardInput(dy, w, M, K, N), `dx ${tag}`);
-    assertClose(
-      await readTensor(gpu, dw),
-      cpuBackwardWeight(dy, x, M, K, N, new Float32Array(N * K)),
-      `dw ${tag}`,
-    );
-  });
+for (const variant of VARIANTS) {
+  for (const [M, K, N] of [[37, 29, 19], [36, 28, 20]]) {
+    const name = `${variantName(variant)} wg ${variant.wgX}x${variant.wgY} at (${M},${K},${N})`;
+    Deno.test(`Linear plans match the CPU with variant ${name}`, async () => {
+      const gpu = await getGpu();
+      const x = randomArray(M * K, 21);
+      const w = randomArray(N * K, 22);
+      const b = randomArray(N, 23);
+      const dy = randomArray(M * N, 24);
+      const tx = uploadTensor(gpu, x, [M, K], "test.x");
+      const tw = uploadTensor(gpu, w, [N, K], "test.w");
+      const tdy = uploadTensor(gpu, dy, [M, N], "test.dy");
+      const out = createTensor(gpu, [M, N], "test.out");
+      const dx = createTensor(gpu, [M, K], "test.dx");
+      const dw = createTensor(gpu, [N, K], "test.dw");
+      await run(gpu, [
+        await planLinearForward(gpu, {
+          out,
+          x: tx,
+          w: tw,
+          bias: uploadTensor(gpu, b, [N], "test.b"),
+          variant,
+        }),
+        await planLinearBackwardInput(gpu, { dx, dy: tdy, w: tw, variant }),
+        ...asList(await planLinearBackwardWeight(gpu, { dw, dy: tdy, x: tx, variant })),
+      ]);
+      assertClose(await readTensor(gpu, out), cpuForward(x, w, M, K, N, b), `fwd ${name}`);
+      assertClose(await readTensor(gpu, dx), cpuBackwardInput(dy, w, M, K, N), `dx ${name}`);
+      assertClose(
+        await readTensor(gpu, dw),
+        cpuBackwardWeight(dy, x, M, K, N, new Float32Array(N * K)),
+        `dw ${name}`,
+      );
+    });
+  }
 }
+
+Deno.test("Linear plans are bit-identical whichever variant runs", async () => {
+  const gpu = await getGpu();
+  // M = 1100 with N·K small: the weight gradient is split (the split depends on shapes only).
+  for (const [M, K, N] of [[1100, 36, 20], [130, 37, 19]]) {
+    const tx = uploadTensor(gpu, randomArray(M * K, 31), [M, K], "test.x");
+    const tw = uploadTensor(gpu, randomArray(N * K, 32), [N, K], "test.w");
+    const tdy = uploadTensor(gpu, randomArray(M * N, 33), [M, N], "test.dy");
+    const tb = uploadTensor(gpu, randomArray(N, 34), [N], "test.b");
+    let first: Uint32Array[] | undefined;
+    for (const variant of Object.values(MATMUL_CANDIDATES)) {
+      const out = createTensor(gpu, [M, N], "test.out");
+      const dx = createTensor(gpu, [M, K], "test.dx");
+      const dw = createTensor(gpu, [N, K], "test.dw");
+      await run(gpu, [
+        await planLinearForward(gpu, { out, x: tx, w: tw, bias: tb, variant }),
+        await planLinearBackwardInput(gpu, { dx, dy: tdy, w: tw, variant }),
+        ...asList(await planLinearBackwardWeight(gpu, { dw, dy: tdy, x: tx, variant })),
+      ]);
+      const got = await Promise.all(
+        [out, dx, dw].map(async (t) => new Uint32Array((await readTensor(gpu, t)).buffer)),
+      );
+      first ??= got;
+      got.forEach((g, i) =>
+        assert.equal(
+          g.every((v, j) => v === first![i][j]),
+          true,
+          `result ${i} of ${variantName(variant)} differs at (${M},${K},${N})`,
+        )
+      );
+    }
+  }
+});
 
 Deno.test("planLinearBackwardWeight() splits a long reduction (M=3000, N=5, K=33)", async () => {
   const [M, K, N] = [3000, 33, 5];

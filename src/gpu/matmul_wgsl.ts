@@ -1,0 +1,401 @@
+/**
+ * WGSL generator for the register-resident matmul used by the Linear layers.
+ *
+ * Why generated: a per-invocation tile of accumulators only stays in registers when every
+ * index into it is a compile-time constant. WGSL compilers do not unroll loops, and `override`
+ * constants do not make loop bounds compile-time, so a `for (t < TM) acc[t] += …` loop moves the
+ * accumulators to slow memory (measured on an NVIDIA H200: 2.3 TFLOP/s with runtime indices,
+ * 31.8 TFLOP/s with the loops written out). This module writes those loops out: the accumulators
+ * are plain `vec4<f32>` variables (`acc_<row>_<vec4 column>`), so nothing is ever indexed at run
+ * time except workgroup and storage memory.
+ *
+ * The kernel computes C (I, J) = A (I, R) · B (R, J) in f32 for the three Linear patterns
+ * (PyTorch layout W (N, K); x (M, K); dy (M, N)):
+ *
+ * | pattern          | C            | A                      | B                     |
+ * | ---------------- | ------------ | ---------------------- | --------------------- |
+ * | forward          | out = x·Wᵀ   | x (M, K)               | W stored (N, K): bTrans |
+ * | backward input   | dx = dy·W    | dy (M, N)              | W (N, K)              |
+ * | backward weight  | dw += dyᵀ·x  | dy stored (M, N): aTrans | x (M, K)            |
+ *
+ * Element (i, r) of A is `a[i * R + r]`, or `a[r * I + i]` with `aTrans`; element (r, j) of B is
+ * `b[r * J + j]`, or `b[j * R + r]` with `bTrans`.
+ *
+ * Every output is one invocation's sum over r in increasing order (per split-K chunk), with no
+ * atomics, so results are bit-identical from run to run for a given variant.
+ *
+ * @module
+ */
+
+/** One tile shape of the generated matmul. */
+export interface MatmulVariant {
+  /** Invocations along the output columns (J). */
+  wgX: number;
+  /** Invocations along the output rows (I). */
+  wgY: number;
+  /** Output rows per invocation: 4, 8 or 16. */
+  tm: number;
+  /** Output columns per invocation: 4, 8 or 16. */
+  tn: number;
+  /** Reduction length per workgroup-memory tile: a multiple of 4, at most 32. */
+  bk: number;
+}
+
+/** Storage orders and vector widths of one generated kernel. */
+export interface MatmulLayout {
+  /** A is stored (R, I) instead of (I, R). */
+  aTrans: boolean;
+  /** B is stored (J, R) instead of (R, J). */
+  bTrans: boolean;
+  /**
+   * Load A with vec4 reads: needs I % 4 == 0 with `aTrans`, else R % 4 == 0 (and a split-K
+   * chunk that is a multiple of 4).
+   */
+  vecA: boolean;
+  /** Load B with vec4 reads: needs J % 4 == 0 without `bTrans`, else R % 4 == 0. */
+  vecB: boolean;
+  /** Read and write C (and the bias) as vec4: needs J % 4 == 0. */
+  vecC: boolean;
+  /** Declare the bias binding (4) and add `bias[j]` when flags bit 1 is set. */
+  bias: boolean;
+}
+
+/** Output rows of one workgroup tile. */
+export function variantRows(v: MatmulVariant): number {
+  return v.wgY * v.tm;
+}
+
+/** Output columns of one workgroup tile. */
+export function variantCols(v: MatmulVariant): number {
+  return v.wgX * v.tn;
+}
+
+/** A short stable name such as `"128x128_t8x8_k8"` (tile rows x cols, per invocation, BK). */
+export function variantName(v: MatmulVariant): string {
+  return `${variantRows(v)}x${variantCols(v)}_t${v.tm}x${v.tn}_k${v.bk}`;
+}
+
+/**
+ * Checks a variant and throws one line naming the problem.
+ *
+ * @param v the variant.
+ * @param maxInvocations the adapter's `maxComputeInvocationsPerWorkgroup` (default 256).
+ * @param maxWorkgroupBytes the adapter's `maxComputeWorkgroupStorageSize` (default 16384).
+ * @throws Error when a field is out of range or the tile does not fit the limits.
+ *
+ * @example
+ * ```ts
+ * import { checkVariant } from "./matmul_wgsl.ts";
+ * checkVariant({ wgX: 16, wgY: 16, tm: 8, tn: 8, bk: 8 }); // fine: 128 x 128 tiles
+ * ```
+ */
+export function checkVariant(
+  v: MatmulVariant,
+  maxInvocations = 256,
+  maxWorkgroupBytes = 16384,
+): void {
+  const ints = [v.wgX, v.wgY, v.tm, v.tn, v.bk].every((x) => Number.isInteger(x) && x > 0);
+  const problem = !ints
+    ? "fields must be positive integers"
+    : ![4, 8, 16].includes(v.tm) || ![4, 8, 16].includes(v.tn)
+    ? "tm and tn must be 4, 8 or 16"
+    : v.bk % 4 !== 0 || v.bk > 32
+    ? "bk must be a multiple of 4, at most 32"
+    : v.wgX * v.wgY > maxInvocations
+    ? `wgX * wgY exceeds ${maxInvocations} invocations`
+    : (variantRows(v) + variantCols(v)) * v.bk * 4 > maxWorkgroupBytes
+    ? `the tiles need more than ${maxWorkgroupBytes} bytes of workgroup memory`
+    : "";
+  if (problem) throw new Error(`Invalid matmul variant ${JSON.stringify(v)}: ${problem}`);
+}
+
+/** `n` numbers 0..n-1. */
+function range(n: number): number[] {
+  return Array.from({ length: n }, (_, i) => i);
+}
+
+const LANES = ["x", "y", "z", "w"];
+
+/**
+ * Generates the WGSL of one matmul kernel (entry point `main`).
+ *
+ * Bindings: 0 uniform `Params { I, J, R, chunk, flags }`; 1 `out` (S, I, J) read-write;
+ * 2 `a`; 3 `b`; 4 `bias` (J), declared only with `layout.bias` and read only when flags bit 1
+ * is set. Flags bit 0 accumulates
+ * (`out += result`). Split s of the reduction sums r in `[s * chunk, min(R, (s + 1) * chunk))`
+ * and writes `out[s * I * J + i * J + j]`; dispatch `(ceil(J / BN), ceil(I / BM), S)`.
+ *
+ * @param v the tile shape (see {@linkcode checkVariant}).
+ * @param layout storage orders and vector widths.
+ * @returns WGSL source with a header comment describing the variant.
+ *
+ * @example
+ * ```ts
+ * import { matmulWgsl } from "./matmul_wgsl.ts";
+ * const code = matmulWgsl(
+ *   { wgX: 16, wgY: 16, tm: 8, tn: 8, bk: 8 },
+ *   { aTrans: false, bTrans: true, vecA: true, vecB: true, vecC: true, bias: true },
+ * );
+ * console.log(code.includes("acc_7_1")); // true: 8 rows x 2 vec4 columns per invocation
+ * ```
+ */
+export function matmulWgsl(v: MatmulVariant, layout: MatmulLayout): string {
+  checkVariant(v, Infinity, Infinity);
+  const { wgX, wgY, tm, tn, bk } = v;
+  const BM = variantRows(v);
+  const BN = variantCols(v);
+  const BM4 = BM / 4;
+  const BN4 = BN / 4;
+  const NT = wgX * wgY;
+  const q4 = tm / 4; // vec4 row groups per invocation
+  const c4 = tn / 4; // vec4 column groups per invocation
+  const { aTrans, bTrans, vecA, vecB, vecC } = layout;
+  const L: string[] = [];
+  const emit = (s = "") => L.push(s);
+
+  emit(
+    `// Generated by src/gpu/matmul_wgsl.ts: register-resident f32 matmul, variant ` +
+      `${variantName(v)}.`,
+  );
+  emit(
+    `// C (I, J) = A (I, R) · B (R, J); A stored ${aTrans ? "(R, I)" : "(I, R)"}, B stored ` +
+      `${bTrans ? "(J, R)" : "(R, J)"};`,
+  );
+  emit(
+    `// loads: A ${vecA ? "vec4" : "scalar"}, B ${vecB ? "vec4" : "scalar"}, C ` +
+      `${vecC ? "vec4" : "scalar"}.`,
+  );
+  emit(`// Workgroup (x, y, s) computes the ${BM} x ${BN} tile at rows y*${BM}, columns x*${BN}`);
+  emit(`// of split s. Invocation (tx, ty) of ${wgX} x ${wgY} owns rows (q*${wgY} + ty)*4 + m`);
+  emit(`// (q < ${q4}, m < 4) and vec4 columns c*${wgX} + tx (c < ${c4}); its accumulators are`);
+  emit(`// the variables acc_<row>_<c>, indexed only by constants so they stay in registers.`);
+  emit(`// Each output is one invocation's sum over r in increasing order: deterministic.`);
+  emit(`// Edge tiles are zero-padded on load and masked on store. Flags: bit 0 accumulate,`);
+  emit(`// bit 1 add bias[j].`);
+  emit();
+  emit(`struct Params { I: u32, J: u32, R: u32, chunk: u32, flags: u32 }`);
+  emit();
+  emit(`@group(0) @binding(0) var<uniform> p: Params;`);
+  emit(
+    `@group(0) @binding(1) var<storage, read_write> out: array<${vecC ? "vec4<f32>" : "f32"}>;`,
+  );
+  emit(`@group(0) @binding(2) var<storage, read> a: array<${vecA ? "vec4<f32>" : "f32"}>;`);
+  emit(`@group(0) @binding(3) var<storage, read> b: array<${vecB ? "vec4<f32>" : "f32"}>;`);
+  if (layout.bias) {
+    emit(`@group(0) @binding(4) var<storage, read> bias: array<${vecC ? "vec4<f32>" : "f32"}>;`);
+  }
+  emit();
+  emit(
+    `// As[k * ${BM4} + i / 4][i % 4] = A(i0 + i, r0 + k); Bs[k * ${BN4} + j / 4][j % 4] = ` +
+      `B(r0 + k, j0 + j).`,
+  );
+  emit(`var<workgroup> As: array<vec4<f32>, ${bk * BM4}>;`);
+  emit(`var<workgroup> Bs: array<vec4<f32>, ${bk * BN4}>;`);
+  emit();
+  emit(`@compute @workgroup_size(${wgX}, ${wgY})`);
+  emit(
+    `fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) ` +
+      `lid: vec3<u32>,`,
+  );
+  emit(`        @builtin(local_invocation_index) li: u32) {`);
+  emit(`  let i0 = wid.y * ${BM}u;`);
+  emit(`  let j0 = wid.x * ${BN}u;`);
+  emit(`  let r_begin = wid.z * p.chunk;`);
+  emit(`  let r_end = min(p.R, r_begin + p.chunk);`);
+  emit(`  let tx = lid.x;`);
+  emit(`  let ty = lid.y;`);
+  for (const t of range(tm)) {
+    emit(`  ${range(c4).map((c) => `var acc_${t}_${c} = vec4<f32>(0.0);`).join(" ")}`);
+  }
+  emit(`  for (var r0 = r_begin; r0 < r_end; r0 += ${bk}u) {`);
+  emitLoadA(emit, BM, BM4, bk, NT, aTrans, vecA);
+  emitLoadB(emit, BN, BN4, bk, NT, bTrans, vecB);
+  emit(`    workgroupBarrier();`);
+  emit(`    for (var k = 0u; k < ${bk}u; k++) {`);
+  for (const q of range(q4)) emit(`      let a${q} = As[k * ${BM4}u + ${q * wgY}u + ty];`);
+  for (const c of range(c4)) emit(`      let b${c} = Bs[k * ${BN4}u + ${c * wgX}u + tx];`);
+  for (const q of range(q4)) {
+    for (const m of range(4)) {
+      const t = q * 4 + m;
+      for (const c of range(c4)) {
+        emit(`      acc_${t}_${c} = fma(vec4<f32>(a${q}.${LANES[m]}), b${c}, acc_${t}_${c});`);
+      }
+    }
+  }
+  emit(`    }`);
+  emit(`    workgroupBarrier();`);
+  emit(`  }`);
+  emit(`  let accumulate = (p.flags & 1u) != 0u;`);
+  emit(`  let with_bias = (p.flags & 2u) != 0u;`);
+  emit(`  let base = wid.z * p.I * p.J;`);
+  for (const q of range(q4)) {
+    for (const m of range(4)) {
+      const t = q * 4 + m;
+      emit(`  {`);
+      emit(`    let i = i0 + ${q * wgY * 4 + m}u + ty * 4u;`);
+      emit(`    if (i < p.I) {`);
+      for (const c of range(c4)) {
+        emit(
+          `      store(base + i * p.J, j0 + ${c * wgX * 4}u + tx * 4u, acc_${t}_${c}, ` +
+            `accumulate, with_bias);`,
+        );
+      }
+      emit(`    }`);
+      emit(`  }`);
+    }
+  }
+  emit(`}`);
+  emit();
+  emit(`// Writes (or adds) the 4 outputs of row offset 'row' at columns j..j+3 that exist.`);
+  emit(`fn store(row: u32, j: u32, v: vec4<f32>, accumulate: bool, with_bias: bool) {`);
+  if (vecC) {
+    emit(`  if (j >= p.J) { return; }`);
+    emit(`  var x = v;`);
+    if (layout.bias) emit(`  if (with_bias) { x += bias[j / 4u]; }`);
+    emit(`  let idx = (row + j) / 4u;`);
+    emit(`  if (accumulate) { x = out[idx] + x; }`);
+    emit(`  out[idx] = x;`);
+  } else {
+    for (const m of range(4)) {
+      emit(`  if (j + ${m}u < p.J) {`);
+      emit(`    var x = v.${LANES[m]};`);
+      if (layout.bias) emit(`    if (with_bias) { x += bias[j + ${m}u]; }`);
+      emit(`    let idx = row + j + ${m}u;`);
+      emit(`    if (accumulate) { x = out[idx] + x; }`);
+      emit(`    out[idx] = x;`);
+      emit(`  }`);
+    }
+  }
+  emit(`}`);
+  return L.join("\n") + "\n";
+}
+
+type Emit = (s?: string) => void;
+
+/** Emits the loop that stages A's BM x BK tile in workgroup memory (transposed: k-major). */
+function emitLoadA(
+  emit: Emit,
+  BM: number,
+  BM4: number,
+  bk: number,
+  NT: number,
+  aTrans: boolean,
+  vec: boolean,
+): void {
+  const bk4 = bk / 4;
+  if (vec && aTrans) {
+    // A(i..i+3, r) is one vec4 of a (R, I / 4): straight copy. Needs I % 4 == 0.
+    emit(`    for (var e = li; e < ${bk * BM4}u; e += ${NT}u) {`);
+    emit(`      let k = e / ${BM4}u;`);
+    emit(`      let i4 = e % ${BM4}u;`);
+    emit(`      let i = i0 + i4 * 4u;`);
+    emit(`      let r = r0 + k;`);
+    emit(`      var v = vec4<f32>(0.0);`);
+    emit(`      if (i < p.I && r < r_end) { v = a[(r * p.I + i) / 4u]; }`);
+    emit(`      As[k * ${BM4}u + i4] = v;`);
+    emit(`    }`);
+  } else if (vec) {
+    // A(i, r..r+3) is one vec4 of a (I, R / 4); 4 rows x 4 r are transposed in registers.
+    emit(`    for (var e = li; e < ${BM4 * bk4}u; e += ${NT}u) {`);
+    emit(`      let i4 = e / ${bk4}u;`);
+    emit(`      let k4 = e % ${bk4}u;`);
+    emit(`      let r = r0 + k4 * 4u;`);
+    emit(`      let ok = r < r_end;`);
+    for (const m of range(4)) {
+      emit(`      var v${m} = vec4<f32>(0.0);`);
+      emit(
+        `      if (ok && i0 + i4 * 4u + ${m}u < p.I) { ` +
+          `v${m} = a[((i0 + i4 * 4u + ${m}u) * p.R + r) / 4u]; }`,
+      );
+    }
+    for (const m of range(4)) {
+      const l = LANES[m];
+      emit(
+        `      As[(k4 * 4u + ${m}u) * ${BM4}u + i4] = vec4<f32>(v0.${l}, v1.${l}, v2.${l}, ` +
+          `v3.${l});`,
+      );
+    }
+    emit(`    }`);
+  } else {
+    emit(`    for (var e = li; e < ${BM * bk}u; e += ${NT}u) {`);
+    if (aTrans) {
+      emit(`      let k = e / ${BM}u;`);
+      emit(`      let i = e % ${BM}u;`);
+    } else {
+      emit(`      let i = e / ${bk}u;`);
+      emit(`      let k = e % ${bk}u;`);
+    }
+    emit(`      var v = 0.0;`);
+    emit(
+      `      if (i0 + i < p.I && r0 + k < r_end) { v = a[${
+        aTrans ? "(r0 + k) * p.I + i0 + i" : "(i0 + i) * p.R + r0 + k"
+      }]; }`,
+    );
+    emit(`      As[k * ${BM4}u + i / 4u][i % 4u] = v;`);
+    emit(`    }`);
+  }
+}
+
+/** Emits the loop that stages B's BK x BN tile in workgroup memory (k-major). */
+function emitLoadB(
+  emit: Emit,
+  BN: number,
+  BN4: number,
+  bk: number,
+  NT: number,
+  bTrans: boolean,
+  vec: boolean,
+): void {
+  const bk4 = bk / 4;
+  if (vec && !bTrans) {
+    // B(r, j..j+3) is one vec4 of b (R, J / 4): straight copy. Needs J % 4 == 0.
+    emit(`    for (var e = li; e < ${bk * BN4}u; e += ${NT}u) {`);
+    emit(`      let k = e / ${BN4}u;`);
+    emit(`      let j4 = e % ${BN4}u;`);
+    emit(`      let j = j0 + j4 * 4u;`);
+    emit(`      let r = r0 + k;`);
+    emit(`      var v = vec4<f32>(0.0);`);
+    emit(`      if (j < p.J && r < r_end) { v = b[(r * p.J + j) / 4u]; }`);
+    emit(`      Bs[k * ${BN4}u + j4] = v;`);
+    emit(`    }`);
+  } else if (vec) {
+    // B(r..r+3, j) is one vec4 of b (J, R / 4); 4 columns x 4 r are transposed in registers.
+    emit(`    for (var e = li; e < ${BN4 * bk4}u; e += ${NT}u) {`);
+    emit(`      let j4 = e / ${bk4}u;`);
+    emit(`      let k4 = e % ${bk4}u;`);
+    emit(`      let r = r0 + k4 * 4u;`);
+    emit(`      let ok = r < r_end;`);
+    for (const m of range(4)) {
+      emit(`      var v${m} = vec4<f32>(0.0);`);
+      emit(
+        `      if (ok && j0 + j4 * 4u + ${m}u < p.J) { ` +
+          `v${m} = b[((j0 + j4 * 4u + ${m}u) * p.R + r) / 4u]; }`,
+      );
+    }
+    for (const m of range(4)) {
+      const l = LANES[m];
+      emit(
+        `      Bs[(k4 * 4u + ${m}u) * ${BN4}u + j4] = vec4<f32>(v0.${l}, v1.${l}, v2.${l}, ` +
+          `v3.${l});`,
+      );
+    }
+    emit(`    }`);
+  } else {
+    emit(`    for (var e = li; e < ${BN * bk}u; e += ${NT}u) {`);
+    if (bTrans) {
+      emit(`      let j = e / ${bk}u;`);
+      emit(`      let k = e % ${bk}u;`);
+    } else {
+      emit(`      let k = e / ${BN}u;`);
+      emit(`      let j = e % ${BN}u;`);
+    }
+    emit(`      var v = 0.0;`);
+    emit(
+      `      if (j0 + j < p.J && r0 + k < r_end) { v = b[${
+        bTrans ? "(j0 + j) * p.R + r0 + k" : "(r0 + k) * p.J + j0 + j"
+      }]; }`,
+    );
+    emit(`      Bs[k * ${BN4}u + j / 4u][j % 4u] = v;`);
+    emit(`    }`);
+  }
+}
