@@ -1,38 +1,25 @@
 // The data-parallel trainer with 2 ranks inside one process (an in-process collective, see
 // _local_group.ts): the mpirun tests in tests/dist/ run the same code over Open MPI.
 import assert from "node:assert/strict";
-import { loadConfig } from "../../src/config/load.ts";
 import type { Config } from "../../src/config/schema.ts";
 import { getGpu } from "../../src/gpu/device.ts";
 import { readTensor, Tensor, uploadTensor } from "../../src/gpu/tensor.ts";
 import { allreduceTensor } from "../../src/train/distributed.ts";
 import { train, type TrainData } from "../../src/train/trainer.ts";
-import { tinyData } from "./_tiny_data.ts";
+import { tinyConfig as sharedConfig, tinyData } from "./_tiny_data.ts";
 import { localGroup } from "./_local_group.ts";
 
 function tinyData72(): TrainData {
   return tinyData(72, 8);
 }
 
-async function tinyConfig(outDir: string, extra: string[] = []): Promise<Config> {
-  return await loadConfig({
-    overrides: [
-      "model.n_layer=1",
-      "model.n_head=2",
-      "model.n_embd=32",
-      "data.effective_batch_size=8",
-      "data.gradient_accum_steps=2",
-      "data.dataset=stargraph",
-      "trainer.train_batches=4",
-      "trainer.val_interval=2",
-      "trainer.val_batches=1",
-      "trainer.log_interval=1",
-      "optimizer.learning_rate=0.01",
-      "lr_scheduler.decay_lr=false",
-      `trainer.out_dir=${outDir}`,
-      ...extra,
-    ],
-  });
+function tinyConfig(outDir: string, extra: string[] = []): Promise<Config> {
+  return sharedConfig(outDir, [
+    "data.effective_batch_size=8",
+    "trainer.train_batches=4",
+    "trainer.val_interval=2",
+    ...extra,
+  ]);
 }
 
 const opts = { progress: false, handleInterrupt: false };

@@ -1,6 +1,5 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { loadConfig } from "../../src/config/load.ts";
 import type { Config } from "../../src/config/schema.ts";
 import {
   fromFloat32,
@@ -9,29 +8,18 @@ import {
   toFloat32,
 } from "../../src/io/safetensors.ts";
 import { train, type TrainOptions } from "../../src/train/trainer.ts";
-import { tinyData } from "./_tiny_data.ts";
+import { tinyConfig as sharedConfig, tinyData } from "./_tiny_data.ts";
 import { symlink } from "../_symlink.ts";
 
 /** Rows of 8 tokens: 3 "edges", "=", the edges reversed, EOS (as in trainer_test.ts). */
 
-async function tinyConfig(outDir: string, extra: string[] = []): Promise<Config> {
-  return await loadConfig({
-    overrides: [
-      "model.n_layer=1",
-      "model.n_head=2",
-      "model.n_embd=32",
-      "data.effective_batch_size=4",
-      "data.dataset=stargraph",
-      "trainer.train_batches=2",
-      "trainer.val_interval=2",
-      "trainer.val_batches=1",
-      "trainer.log_interval=1",
-      "optimizer.learning_rate=0.01",
-      "lr_scheduler.decay_lr=false",
-      `trainer.out_dir=${outDir}`,
-      ...extra,
-    ],
-  });
+function tinyConfig(outDir: string, extra: string[] = []): Promise<Config> {
+  return sharedConfig(outDir, [
+    "data.gradient_accum_steps=1",
+    "trainer.train_batches=2",
+    "trainer.val_interval=2",
+    ...extra,
+  ]);
 }
 
 const QUIET: TrainOptions = { progress: false, handleInterrupt: false };

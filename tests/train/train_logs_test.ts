@@ -1,5 +1,4 @@
 import assert from "node:assert/strict";
-import { loadConfig } from "../../src/config/load.ts";
 import type { Config } from "../../src/config/schema.ts";
 import { getGpu } from "../../src/gpu/device.ts";
 import { CheckpointManager, checkpointPolicy, claimRunDir } from "../../src/train/checkpoints.ts";
@@ -7,31 +6,19 @@ import { validRowPairs } from "../../src/models/bst_pairs.ts";
 import { bstConfigFor } from "../../src/models/from_config.ts";
 import { CURVES_SVG } from "../../src/train/curves.ts";
 import { createRun, train, type TrainData } from "../../src/train/trainer.ts";
-import { tinyData as tinyDataOf, tinyRows } from "./_tiny_data.ts";
+import { tinyConfig as sharedConfig, tinyData as tinyDataOf, tinyRows } from "./_tiny_data.ts";
 
 function tinyData(n: number): TrainData {
   return tinyDataOf(n, 8);
 }
 
-async function tinyConfig(outDir: string, extra: string[] = []): Promise<Config> {
-  return await loadConfig({
-    overrides: [
-      "model.n_layer=1",
-      "model.n_head=2",
-      "model.n_embd=32",
-      "data.effective_batch_size=4",
-      "data.gradient_accum_steps=2",
-      "data.dataset=stargraph",
-      "trainer.train_batches=6",
-      "trainer.val_interval=3",
-      "trainer.val_batches=-1",
-      "optimizer.learning_rate=0.01",
-      "optimizer.grad_clip=1.0",
-      "lr_scheduler.decay_lr=false",
-      `trainer.out_dir=${outDir}`,
-      ...extra,
-    ],
-  });
+function tinyConfig(outDir: string, extra: string[] = []): Promise<Config> {
+  return sharedConfig(outDir, [
+    "trainer.val_batches=-1",
+    "trainer.log_interval=10",
+    "optimizer.grad_clip=1.0",
+    ...extra,
+  ]);
 }
 
 const opts = { progress: false, handleInterrupt: false };

@@ -1,30 +1,7 @@
 import assert from "node:assert/strict";
-import { loadConfig } from "../../src/config/load.ts";
-import type { Config } from "../../src/config/schema.ts";
 import { readSafetensors } from "../../src/io/safetensors.ts";
 import { stepRows, train } from "../../src/train/trainer.ts";
-import { tinyData } from "./_tiny_data.ts";
-
-async function tinyConfig(outDir: string, extra: string[] = []): Promise<Config> {
-  return await loadConfig({
-    overrides: [
-      "model.n_layer=1",
-      "model.n_head=2",
-      "model.n_embd=32",
-      "data.effective_batch_size=4",
-      "data.gradient_accum_steps=2",
-      "data.dataset=stargraph",
-      "trainer.train_batches=6",
-      "trainer.val_interval=3",
-      "trainer.val_batches=1",
-      "trainer.log_interval=1",
-      "optimizer.learning_rate=0.01",
-      "lr_scheduler.decay_lr=false",
-      `trainer.out_dir=${outDir}`,
-      ...extra,
-    ],
-  });
-}
+import { tinyConfig, tinyData } from "./_tiny_data.ts";
 
 async function ckptBytes(dir: string, run: string, step: number): Promise<Uint8Array> {
   return await Deno.readFile(`${dir}/${run}/ckpt_iter_${step}.safetensors`);
