@@ -113,6 +113,20 @@ export const OVERRIDES: Positionals = {
   check: (arg) => arg.includes("=") ? undefined : `"${arg}" is not a key=value override`,
 };
 
+/** `--config FILE` of the tasks that read a checkpoint: a config instead of its stored one. */
+export const CHECKPOINT_CONFIG_FLAG = {
+  type: "string",
+  short: "c",
+  file: true,
+  help: "config instead of the one stored in the checkpoint",
+} as const satisfies Flag;
+
+/** `--allow-non-finite` of the tasks that load weights. */
+export const ALLOW_NON_FINITE_FLAG = {
+  type: "boolean",
+  help: "load weights holding NaN or Infinity (refused otherwise)",
+} as const satisfies Flag;
+
 /**
  * The `--help` text of a task: usage line, description, options (with `-h, --help`), notes.
  *

@@ -15,7 +15,13 @@ import { getGpu } from "../src/gpu/device.ts";
 import { loadCheckpoint } from "../src/train/checkpoints.ts";
 import { loadTrainData } from "../src/train/data.ts";
 import { createRun } from "../src/train/trainer.ts";
-import { OVERRIDES, parseCli, runMain } from "./_cli.ts";
+import {
+  ALLOW_NON_FINITE_FLAG,
+  CHECKPOINT_CONFIG_FLAG,
+  OVERRIDES,
+  parseCli,
+  runMain,
+} from "./_cli.ts";
 import { createParquetTextReader } from "./_parquet.ts";
 
 const { values, positionals } = parseCli({
@@ -34,16 +40,8 @@ Infinity is refused unless --allow-non-finite is given.`,
       file: true,
       help: "checkpoint written by deno task train (required)",
     },
-    config: {
-      type: "string",
-      short: "c",
-      file: true,
-      help: "config instead of the one stored in the checkpoint",
-    },
-    "allow-non-finite": {
-      type: "boolean",
-      help: "load weights holding NaN or Infinity (refused otherwise)",
-    },
+    config: CHECKPOINT_CONFIG_FLAG,
+    "allow-non-finite": ALLOW_NON_FINITE_FLAG,
   },
   positionals: OVERRIDES,
 });

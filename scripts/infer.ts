@@ -27,7 +27,13 @@ import { resolveContained } from "../src/io/safe_paths.ts";
 import { loadTrainData } from "../src/train/data.ts";
 import { BST } from "../src/models/bst.ts";
 import { createModel } from "../src/models/from_config.ts";
-import { OVERRIDES, parseCli, runMain } from "./_cli.ts";
+import {
+  ALLOW_NON_FINITE_FLAG,
+  CHECKPOINT_CONFIG_FLAG,
+  OVERRIDES,
+  parseCli,
+  runMain,
+} from "./_cli.ts";
 import { createParquetTextReader } from "./_parquet.ts";
 
 const { values, positionals } = parseCli({
@@ -85,16 +91,8 @@ from validation rows; one JSON line per sample.`,
       arg: "FILE",
       help: "append JSON lines here instead of printing them",
     },
-    config: {
-      type: "string",
-      short: "c",
-      file: true,
-      help: "config instead of the one stored in the checkpoint",
-    },
-    "allow-non-finite": {
-      type: "boolean",
-      help: "load weights holding NaN or Infinity (refused otherwise)",
-    },
+    config: CHECKPOINT_CONFIG_FLAG,
+    "allow-non-finite": ALLOW_NON_FINITE_FLAG,
   },
   positionals: OVERRIDES,
   notes: "key=value overrides apply to the config (e.g. data.stargraph_data_path=...).",

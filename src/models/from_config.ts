@@ -24,6 +24,20 @@ export interface DataSizes {
   fimTokenId?: number;
 }
 
+/** What the BST and the GPT configs share: sizes from the data and the `model.*` shape. */
+function trunkSizes(config: Config, data: DataSizes) {
+  const m = config.model;
+  return {
+    vocabSize: data.vocabSize,
+    eosTokenId: data.eosTokenId,
+    nLayer: m.n_layer,
+    nHead: m.n_head,
+    nEmbd: m.n_embd,
+    blockSize: data.seqLen,
+    bias: m.bias,
+  };
+}
+
 function checkNoDropout(config: Config): void {
   if (config.model.dropout !== 0) {
     throw new Error(
@@ -52,13 +66,7 @@ export function bstConfigFor(config: Config, data: DataSizes): BstConfig {
   checkNoDropout(config);
   const m = config.model;
   return {
-    vocabSize: data.vocabSize,
-    eosTokenId: data.eosTokenId,
-    nLayer: m.n_layer,
-    nHead: m.n_head,
-    nEmbd: m.n_embd,
-    blockSize: data.seqLen,
-    bias: m.bias,
+    ...trunkSizes(config, data),
     contextLength: data.contextLength,
     pairMinimumGap: m.bst_pair_minimum_gap,
     pairMaximumGap: m.bst_pair_maximum_gap,
@@ -87,13 +95,7 @@ export function gptConfigFor(config: Config, data: DataSizes): GptConfig {
     throw new Error("model.gpt_mode fim needs a <|fim|> token, which this data does not have");
   }
   return {
-    vocabSize: data.vocabSize,
-    eosTokenId: data.eosTokenId,
-    nLayer: m.n_layer,
-    nHead: m.n_head,
-    nEmbd: m.n_embd,
-    blockSize: data.seqLen,
-    bias: m.bias,
+    ...trunkSizes(config, data),
     mode: m.gpt_mode,
     fimTokenId: m.gpt_mode === "fim" ? data.fimTokenId! : -1,
   };

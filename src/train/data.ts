@@ -42,7 +42,7 @@ import {
 } from "../data/pretokenized.ts";
 import { HfTokenizer } from "../tokenizers/hf_bpe.ts";
 import { tinyStoriesTokenizer } from "../tokenizers/tinystories.ts";
-import { DATA_STATE_KEY, packedTrainRows, packedValRows, type TrainRows } from "./rows.ts";
+import { packedTrainRows, packedValRows, pretokenizedTrainRows } from "./rows.ts";
 import { tableData, type TrainData } from "./run.ts";
 
 /** Options of {@linkcode loadTrainData}. */
@@ -207,37 +207,6 @@ async function loadTinyStories(
   };
 }
 
-/** Training rows from pretokenized files, resumable from their JSON position. */
-function pretokenizedTrainRows(
-  open: () => PretokenizedTrainBatches,
-  make: (state?: PretokenizedTrainState) => PretokenizedTrainBatches,
-): TrainRows {
-  let batches: PretokenizedTrainBatches | undefined;
-  return {
-    async batch(step, batchSize) {
-      batches ??= open();
-      if (batches.batchSize !== batchSize || batches.state.batches !== step) {
-        throw new Error(
-          `Pretokenized rows are read in order: step ${step} of ${batchSize} rows asked for, ` +
-            `step ${batches.state.batches} of ${batches.batchSize} expected`,
-        );
-      }
-      const tokens = await batches.next();
-      return { tokens, epoch: batches.epoch };
-    },
-    state: () => JSON.stringify((batches ??= open()).state),
-    restore(text, where) {
-      let state: PretokenizedTrainState;
-      try {
-        state = JSON.parse(text);
-      } catch {
-        throw new Error(`Cannot resume from "${where}": ${DATA_STATE_KEY} is not JSON`);
-      }
-      batches = make(state);
-    },
-  };
-}
-
 async function loadPretokenized(config: Config): Promise<TrainData> {
   const d = config.data;
   const T = config.model.block_size;
@@ -259,10 +228,7 @@ async function loadPretokenized(config: Config): Promise<TrainData> {
     vocabSize: config.model.vocab_size,
     eosTokenId: d.tokenizer_eos_id,
     contextLength: config.model.context_length,
-    train: pretokenizedTrainRows(
-      () => new PretokenizedTrainBatches(train, options),
-      (state) => new PretokenizedTrainBatches(train, options, state),
-    ),
+    train: pretokenizedTrainRows(train, options),
     val: { batches: (batchSize) => pretokenizedValidationBatches(val, batchSize) },
     decode,
     async *samples() {

@@ -19,6 +19,11 @@ import {
   type TrainBatchesState,
   validationBatches,
 } from "../data/packing.ts";
+import {
+  type PretokenizedDataset,
+  PretokenizedTrainBatches,
+  type PretokenizedTrainState,
+} from "../data/pretokenized.ts";
 import type { StorySource } from "../data/tinystories_sources.ts";
 
 /** The training rows of a run, one optimizer step at a time. */
@@ -130,12 +135,7 @@ export function packedTrainRows(source: StorySource, options: PackingOptions): T
     },
     state: () => JSON.stringify(batches?.state ?? restored ?? null),
     restore(text, where) {
-      let state: unknown;
-      try {
-        state = JSON.parse(text);
-      } catch {
-        throw new Error(`Cannot resume from "${where}": ${DATA_STATE_KEY} is not JSON`);
-      }
+      const state = parseDataState(text, where);
       if (!isBatchesState(state)) {
         throw new Error(`Cannot resume from "${where}": ${DATA_STATE_KEY} is not a packing state`);
       }
@@ -148,6 +148,15 @@ export function packedTrainRows(source: StorySource, options: PackingOptions): T
   };
 }
 
+/** A checkpoint's `data_state` text as JSON; one line naming the checkpoint when it is not. */
+function parseDataState(text: string, where: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw new Error(`Cannot resume from "${where}": ${DATA_STATE_KEY} is not JSON`);
+  }
+}
+
 function isBatchesState(x: unknown): x is TrainBatchesState {
   if (typeof x !== "object" || x === null) return false;
   const s = x as Record<string, unknown>;
@@ -155,6 +164,39 @@ function isBatchesState(x: unknown): x is TrainBatchesState {
   const nat = (v: unknown) => Number.isSafeInteger(v) && (v as number) >= 0;
   return nat(s.batches) && typeof p === "object" && p !== null &&
     ["epoch", "buffer", "storyStart", "row", "fimSkipped"].every((k) => nat(p[k]));
+}
+
+/**
+ * Training rows of pretokenized token files ({@linkcode PretokenizedTrainBatches}: each epoch a
+ * seeded permutation of the weighted rows), read in order and resumable from their position.
+ */
+export function pretokenizedTrainRows(
+  dataset: PretokenizedDataset,
+  options: { batchSize: number; seed: number },
+): TrainRows {
+  let batches: PretokenizedTrainBatches | undefined;
+  return {
+    async batch(step, batchSize) {
+      batches ??= new PretokenizedTrainBatches(dataset, options);
+      if (batches.batchSize !== batchSize || batches.state.batches !== step) {
+        throw new Error(
+          `Pretokenized rows are read in order: step ${step} of ${batchSize} rows asked for, ` +
+            `step ${batches.state.batches} of ${batches.batchSize} expected`,
+        );
+      }
+      const tokens = await batches.next();
+      return { tokens, epoch: batches.epoch };
+    },
+    state: () => JSON.stringify((batches ??= new PretokenizedTrainBatches(dataset, options)).state),
+    restore(text, where) {
+      const state = parseDataState(text, where) as PretokenizedTrainState;
+      try {
+        batches = new PretokenizedTrainBatches(dataset, options, state);
+      } catch (e) {
+        throw new Error(`Cannot resume from "${where}": ${(e as Error).message}`);
+      }
+    },
+  };
 }
 
 /**
