@@ -35,6 +35,8 @@
  * @module
  */
 
+import { writeFileAtomic } from "./atomic.ts";
+
 /** The element types supported, as numpy's type codes without the byte-order character. */
 export type NpyDtype = "u1" | "u2" | "i4" | "i8" | "f4";
 
@@ -538,21 +540,7 @@ export async function writeNpy(
 ): Promise<void> {
   const s = resolveShape(data, options.shape);
   const header = encodeNpyHeader(npyDtypeOf(data), s, options.version);
-  const tmp = tempPath(path);
-  try {
-    const file = await Deno.open(tmp, { write: true, createNew: true });
-    try {
-      await writeAll(file, header);
-      await writeAll(file, bytesOf(data));
-      await file.sync();
-    } finally {
-      file.close();
-    }
-    await Deno.rename(tmp, path);
-  } catch (e) {
-    await Deno.remove(tmp).catch(() => {});
-    throw new Error(`Cannot write "${path}": ${(e as Error).message}`, { cause: e });
-  }
+  await writeFileAtomic(path, [header, bytesOf(data)]);
 }
 
 /**
