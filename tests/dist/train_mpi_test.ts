@@ -190,7 +190,9 @@ Deno.test("train under mpirun aborts the job with one line per rank when the bat
     out.stderr,
     /error: rank [01] of 2: data.effective_batch_size 6 is not divisible by 2 ranks × data.gradient_accum_steps 2/,
   );
-  assert.match(out.stderr, /MPI_ABORT was invoked on rank [01]/);
+  // Open MPI's own "MPI_ABORT was invoked" notice is not asserted: on a loaded machine its
+  // help-message aggregation sometimes fails ("ORTE_ERROR_LOG: Data unpack would read past end
+  // of buffer") while the job still ends with the ranks' lines and exit code 1.
   assert.equal(out.stdout.trim(), "");
   await Deno.remove(dir, { recursive: true });
 });
