@@ -194,8 +194,9 @@ async function openSplits(): Promise<Split[]> {
 }
 
 function eosIdOf(json: string, path: string): number {
-  if (values.eos_id !== undefined) return values.eos_id;
+  // Parsed even with --eos_id: a broken tokenizer is reported here, naming its file.
   const tok = HfTokenizer.fromJSON(json);
+  if (values.eos_id !== undefined) return values.eos_id;
   const id = tok.tokenToId("<|eos|>") ?? tok.tokenToId("<|endoftext|>");
   if (id === undefined) {
     throw new UsageError(

@@ -605,7 +605,7 @@ function checkValue(key: string, v: unknown, source: string): unknown {
   };
   switch (spec.type) {
     case "int":
-      return isInt(v) ? v : fail("must be an integer");
+      return isInt(v) ? v + 0 : fail("must be an integer"); // -0 as 0
     case "float":
       return asFloat(v) ?? fail("must be a number");
     case "float|null":
@@ -651,9 +651,10 @@ function isInt(v: unknown): v is number {
   return typeof v === "number" && Number.isSafeInteger(v);
 }
 
+/** A finite number, with `-0` as `0` (a dumped config must load back equal). */
 function asFloat(v: unknown): number | undefined {
-  if (v instanceof FloatLiteral) return v.value;
-  return typeof v === "number" && Number.isFinite(v) ? v : undefined;
+  const n = v instanceof FloatLiteral ? v.value : v;
+  return typeof n === "number" && Number.isFinite(n) ? n + 0 : undefined;
 }
 
 function unknownKey(key: string, source: string): ConfigError {

@@ -57,6 +57,17 @@ export interface NpyHeader {
 const MAGIC = [0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59]; // \x93NUMPY
 /** numpy's `GROWTH_AXIS_MAX_DIGITS`: room left in the header to grow the first dimension. */
 const GROWTH_AXIS_MAX_DIGITS = 21;
+/**
+ * Longest header read, in bytes: far above any header of the supported dtypes (about 128
+ * bytes), it bounds the memory and time a hostile header length can cost.
+ */
+const MAX_HEADER_BYTES = 1 << 20;
+/** Most dimensions of an array, as numpy 2 (`NPY_MAXDIMS`). */
+const MAX_DIMS = 64;
+/** Deepest nesting of brackets accepted in a header (numpy writes 1: the shape tuple). */
+const MAX_HEADER_DEPTH = 16;
+/** Characters of a malformed header quoted in the error message. */
+const QUOTED_HEADER_CHARS = 80;
 const ARRAY_ALIGN = 64;
 
 const DESCR: Record<NpyDtype, string> = {
@@ -220,6 +231,8 @@ class LiteralParser {
     while (this.#at < this.text.length && " \t\r\n".includes(this.text[this.#at])) this.#at++;
   }
 
+  #depth = 0;
+
   #fail(what: string): never {
     throw new Error(`${what} at character ${this.#at} of the header`);
   }
@@ -242,7 +255,7 @@ class LiteralParser {
       const key = this.#value();
       if (typeof key !== "string") this.#fail("expected a string key");
       this.#expect(":");
-      if (out.has(key)) this.#fail(`duplicate key '${key}'`);
+      if (out.has(key)) this.#fail(`duplicate key '${excerpt(key)}'`);
       out.set(key, this.#value());
       if (this.#peek() === ",") this.#at++;
       else if (this.#peek() !== "}") this.#fail(`expected "," or "}"`);
@@ -265,6 +278,7 @@ class LiteralParser {
     }
     if (c === "(" || c === "[") {
       const close = c === "(" ? ")" : "]";
+      if (++this.#depth > MAX_HEADER_DEPTH) this.#fail(`nesting deeper than ${MAX_HEADER_DEPTH}`);
       this.#at++;
       const items: PyValue[] = [];
       while (this.#peek() !== close) {
@@ -274,11 +288,14 @@ class LiteralParser {
         else if (this.#peek() !== close) this.#fail(`expected "," or "${close}"`);
       }
       this.#at++;
+      this.#depth--;
       if (c === "[") return items;
       if (!items.every((v) => typeof v === "number")) return items;
       return { tuple: items as number[] };
     }
-    const m = /^(True|False|-?\d+L?)/.exec(this.text.slice(this.#at));
+    const literal = /True|False|-?\d+L?/y; // sticky: matches at #at only, without copying
+    literal.lastIndex = this.#at;
+    const m = literal.exec(this.text);
     if (!m) this.#fail("unexpected value");
     this.#at += m[0].length;
     if (m[0] === "True") return true;
@@ -320,14 +337,15 @@ export function parseNpyHeader(bytes: Uint8Array, name: string): NpyHeader | und
   if (bytes.length < 8 + lengthBytes) return undefined;
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const hlen = major === 1 ? view.getUint16(8, true) : view.getUint32(8, true);
+  if (hlen > MAX_HEADER_BYTES) {
+    fail(`header of ${hlen} bytes is longer than the limit of ${MAX_HEADER_BYTES}`);
+  }
   const dataOffset = 8 + lengthBytes + hlen;
   if (bytes.length < dataOffset) return undefined;
   const raw = bytes.subarray(8 + lengthBytes, dataOffset);
   let text: string;
   try {
-    text = major === 3
-      ? new TextDecoder("utf-8", { fatal: true }).decode(raw)
-      : String.fromCharCode(...raw); // latin-1
+    text = major === 3 ? new TextDecoder("utf-8", { fatal: true }).decode(raw) : latin1(raw);
   } catch {
     return fail("bad header (not valid UTF-8)");
   }
@@ -335,20 +353,24 @@ export function parseNpyHeader(bytes: Uint8Array, name: string): NpyHeader | und
   try {
     dict = new LiteralParser(text).dict();
   } catch (e) {
-    return fail(`bad header (${(e as Error).message}): ${JSON.stringify(text.trim())}`);
+    return fail(`bad header (${(e as Error).message}): "${excerpt(text.trim())}"`);
   }
   const keys = [...dict.keys()].sort().join(", ");
   if (keys !== "descr, fortran_order, shape") {
-    fail(`bad header: keys are ${keys || "none"}, expected descr, fortran_order, shape`);
+    fail(`bad header: keys are ${excerpt(keys || "none")}, expected descr, fortran_order, shape`);
   }
   const descr = dict.get("descr");
   if (typeof descr !== "string") {
-    fail(`unsupported dtype ${JSON.stringify(descr)} (structured dtypes are not supported)`);
+    fail(
+      `unsupported dtype ${excerpt(JSON.stringify(descr))} (structured dtypes are not supported)`,
+    );
   }
   const dtype = FROM_DESCR[descr as string];
   if (!dtype) {
     fail(
-      `unsupported dtype '${descr}' (supported: ${Object.values(DESCR).join(", ")})`,
+      `unsupported dtype '${excerpt(descr as string)}' (supported: ${
+        Object.values(DESCR).join(", ")
+      })`,
     );
   }
   const fortran = dict.get("fortran_order");
@@ -361,7 +383,28 @@ export function parseNpyHeader(bytes: Uint8Array, name: string): NpyHeader | und
   ) {
     return fail("bad header: shape is not a tuple of non-negative integers");
   }
+  if (shape.tuple.length > MAX_DIMS) {
+    fail(`bad header: shape has ${shape.tuple.length} dimensions (numpy allows ${MAX_DIMS})`);
+  }
   return { version: major as 1 | 2 | 3, dtype, shape: shape.tuple, dataOffset };
+}
+
+/**
+ * `text` cut to its first characters, escaped as in a JSON string (newlines become `\n`):
+ * messages quote hostile headers briefly and on one line.
+ */
+function excerpt(text: string): string {
+  const cut = text.length > QUOTED_HEADER_CHARS ? `${text.slice(0, QUOTED_HEADER_CHARS)}...` : text;
+  return JSON.stringify(cut).slice(1, -1);
+}
+
+/** Bytes as latin-1 text, a slice at a time (a spread of a long header overflows the stack). */
+function latin1(bytes: Uint8Array): string {
+  let text = "";
+  for (let i = 0; i < bytes.length; i += 4096) {
+    text += String.fromCharCode(...bytes.subarray(i, i + 4096));
+  }
+  return text;
 }
 
 function checkRank(header: NpyHeader, rank: number | undefined, name: string): void {
@@ -603,7 +646,10 @@ export class NpyReader {
         header = parseNpyHeader(buf.subarray(0, have), path);
         if (header) break;
         if (have === buf.length) {
-          if (buf.length >= 1 << 26) throw new Error(`Cannot read "${path}": header too long`);
+          // Unreachable for a header within MAX_HEADER_BYTES; kept as a bound on the loop.
+          if (buf.length > 2 * MAX_HEADER_BYTES) {
+            throw new Error(`Cannot read "${path}": header too long`);
+          }
           const bigger = new Uint8Array(buf.length * 4);
           bigger.set(buf);
           buf = bigger;

@@ -190,6 +190,8 @@ export class HfTokenizer {
    * Reads a Hugging Face `tokenizer.json`.
    *
    * @param json The file's text.
+   * @param source Where `json` came from (a path): when given, every error names it, as
+   *   `Cannot load tokenizer "PATH": …`.
    * @returns The tokenizer.
    * @throws An Error naming the field for anything this implementation does not support (or
    *   the JSON's syntax error, or an inconsistency such as a merge of unknown tokens).
@@ -212,15 +214,20 @@ export class HfTokenizer {
    * console.log(tok.encode("abba")); // [2, 1, 0]
    * ```
    */
-  static fromJSON(json: string): HfTokenizer {
-    let parsed: unknown;
+  static fromJSON(json: string, source?: string): HfTokenizer {
     try {
-      parsed = JSON.parse(json);
+      let parsed: unknown;
+      try {
+        parsed = JSON.parse(json);
+      } catch (e) {
+        // V8 quotes the text around the error, newlines included: keep it on one line.
+        throw new Error(`Invalid tokenizer.json: ${(e as Error).message.replaceAll("\n", "\\n")}`);
+      }
+      return new HfTokenizer(readConfig(parsed));
     } catch (e) {
-      // V8 quotes the text around the error, newlines included: keep it on one line.
-      throw new Error(`Invalid tokenizer.json: ${(e as Error).message.replaceAll("\n", "\\n")}`);
+      if (source === undefined) throw e;
+      throw new Error(`Cannot load tokenizer "${source}": ${(e as Error).message}`, { cause: e });
     }
-    return new HfTokenizer(readConfig(parsed));
   }
 
   /**

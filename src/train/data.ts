@@ -135,7 +135,7 @@ async function readTokenizerFile(path: string): Promise<string> {
 async function tinyStoriesTokenizerFor(config: Config, fim: boolean): Promise<HfTokenizer> {
   const path = config.data.tokenizer_name_or_path;
   if (!path) return tinyStoriesTokenizer({ fim });
-  const tok = HfTokenizer.fromJSON(await readTokenizerFile(path));
+  const tok = HfTokenizer.fromJSON(await readTokenizerFile(path), path);
   if (fim && tok.tokenToId("<|fim|>") === undefined) tok.addSpecialTokens(["<|fim|>"]);
   return tok;
 }
@@ -211,7 +211,10 @@ async function loadPretokenized(config: Config): Promise<TrainData> {
   const d = config.data;
   const T = config.model.block_size;
   const tok = d.tokenizer_name_or_path
-    ? HfTokenizer.fromJSON(await readTokenizerFile(d.tokenizer_name_or_path))
+    ? HfTokenizer.fromJSON(
+      await readTokenizerFile(d.tokenizer_name_or_path),
+      d.tokenizer_name_or_path,
+    )
     : undefined;
   const { train, val } = await openPretokenizedData({
     dataPath: d.pretokenized_data_path,

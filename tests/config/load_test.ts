@@ -445,3 +445,20 @@ Deno.test("loadConfig() reads bst_tinystories_pretokenized.yaml: the TinyStories
   });
   assert.deepEqual({ ...pretokenized, data: null }, { ...tinystories, data: null });
 });
+
+Deno.test("loadConfig() reads -0 as 0, so a dumped config loads back equal", async () => {
+  const config = await loadConfig({
+    overrides: ["lr_scheduler.min_lr=-0.0", "optimizer.weight_decay=-0", "seed=-0"],
+  });
+  assert.ok(Object.is(config.lr_scheduler.min_lr, 0));
+  assert.ok(Object.is(config.optimizer.weight_decay, 0));
+  assert.ok(Object.is(config.seed, 0));
+  const dir = await Deno.makeTempDir();
+  try {
+    const dump = join(dir, "dump.yaml");
+    await Deno.writeTextFile(dump, configToYaml(config));
+    assert.deepEqual(await loadConfig({ configFile: dump }), config);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

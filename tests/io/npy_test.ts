@@ -274,3 +274,69 @@ Deno.test("readNpy(), NpyReader and encodeNpy() agree with numpy for every dtype
     }
   }
 });
+
+/** A `.npy` file (format 2.0) whose header is `text`, padded as numpy pads, and no data. */
+function withHeaderText(text: string): Uint8Array {
+  const header = new TextEncoder().encode(text + "\n");
+  const out = new Uint8Array(12 + header.length);
+  out.set([0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59, 2, 0]);
+  new DataView(out.buffer).setUint32(8, header.length, true);
+  out.set(header, 12);
+  return out;
+}
+
+Deno.test("parseNpyHeader() refuses deep nesting in one line instead of overflowing the stack", () => {
+  const text = `{'descr': ${"[".repeat(20_000)}, 'fortran_order': False, 'shape': (1,), }`;
+  assert.throws(
+    () => parseNpyHeader(withHeaderText(text), "deep.npy"),
+    (e: Error) =>
+      !(e instanceof RangeError) && e.message.startsWith(
+        'Cannot read "deep.npy": bad header ' +
+          "(nesting deeper than 16 at character ",
+      ) && e.message.length < 300,
+  );
+});
+
+Deno.test("parseNpyHeader() reads a long header without a RangeError and quotes a short excerpt", () => {
+  const shape = `(${"7".repeat(300_000)},)`;
+  const text = `{'descr': '<u2', 'fortran_order': False, 'shape': ${shape}, 'x': }`;
+  assert.throws(
+    () => parseNpyHeader(withHeaderText(text), "long.npy"),
+    (e: Error) =>
+      !(e instanceof RangeError) && /^Cannot read "long\.npy": bad header \(unexpected value/
+        .test(e.message) &&
+      e.message.endsWith('777..."') && e.message.length < 300,
+  );
+  const padded = `{'descr': '<u2', 'fortran_order': False, 'shape': (3,), }${" ".repeat(300_000)}`;
+  assert.deepEqual(parseNpyHeader(withHeaderText(padded), "padded.npy")?.shape, [3]);
+});
+
+Deno.test("parseNpyHeader() refuses a header length over 1 MiB before reading it", async () => {
+  const bytes = withHeaderText("{}");
+  new DataView(bytes.buffer).setUint32(8, 0xffffffff, true);
+  assert.throws(
+    () => parseNpyHeader(bytes, "huge.npy"),
+    /Cannot read "huge\.npy": header of 4294967295 bytes is longer than the limit of 1048576$/,
+  );
+  const path = await Deno.makeTempFile({ suffix: ".npy" });
+  try {
+    await Deno.writeFile(path, bytes);
+    await assert.rejects(NpyReader.open(path), /header of 4294967295 bytes is longer/);
+  } finally {
+    await Deno.remove(path);
+  }
+});
+
+Deno.test("parseNpyHeader() refuses more than 64 dimensions and keeps messages on one line", () => {
+  const dims = `(${"1, ".repeat(65)})`;
+  const text = `{'descr': '<u2', 'fortran_order': False, 'shape': ${dims}, }`;
+  assert.throws(
+    () => parseNpyHeader(withHeaderText(text), "dims.npy"),
+    /Cannot read "dims\.npy": bad header: shape has 65 dimensions \(numpy allows 64\)$/,
+  );
+  const keys = `{'descr': '<u2', 'fortran_order': False, 'shape': (1,), 'a\nb': 1, }`;
+  assert.throws(
+    () => parseNpyHeader(withHeaderText(keys), "keys.npy"),
+    (e: Error) => !e.message.includes("\n") && e.message.includes("a\\nb"),
+  );
+});

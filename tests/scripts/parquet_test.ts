@@ -105,3 +105,46 @@ Deno.test("asyncBufferFromFsFile() serves concurrent slices correctly", async ()
     file.close();
   }
 });
+
+/** A copy of a fixture with bytes replaced (`offset → value`), in a temporary file. */
+async function mutatedFixture(name: string, edits: Record<number, number>): Promise<string> {
+  const bytes = await Deno.readFile(`${FIX}${name}`);
+  for (const [at, value] of Object.entries(edits)) bytes[Number(at)] = value;
+  const path = await Deno.makeTempFile({ suffix: ".parquet" });
+  await Deno.writeFile(path, bytes);
+  return path;
+}
+
+Deno.test("createParquetTextReader() rejects a page header without its counts instead of spinning", async () => {
+  // Byte 78 is inside the first data page header of column c_utf8: 0x15 → 0x05 turns the
+  // header into a v2 data page header without level lengths, on which hyparquet 1.31.5's read
+  // loop never ends (it was found by tests/fuzz/data_fuzz_test.ts).
+  const path = await mutatedFixture("strings.parquet", { 78: 0x05 });
+  try {
+    await assert.rejects(
+      readAll("c_utf8", path, 0, 4),
+      (e: Error) =>
+        e.message === `Cannot read rows [0, 4) of "${path}": the page header at byte 0 of a ` +
+            "column chunk has a data page v2 header without valid counts",
+    );
+  } finally {
+    await Deno.remove(path);
+  }
+});
+
+Deno.test("createParquetTextReader() rejects row groups that disagree with the row count", async () => {
+  // Bytes 242 and 395 hold the file's num_rows and its row group's (4, as zigzag 0x08).
+  for (const [at, message] of [[242, "hold 4 rows, its metadata says 5"], [395, "hold 5 rows"]]) {
+    const path = await mutatedFixture("strings.parquet", { [at]: 0x0a });
+    try {
+      await assert.rejects(
+        createParquetTextReader({ column: "c_utf8" }).rowCount(path),
+        (e: Error) =>
+          e.message.startsWith(`Cannot read "${path}" as parquet: its row groups `) &&
+          e.message.includes(message as string),
+      );
+    } finally {
+      await Deno.remove(path);
+    }
+  }
+});

@@ -280,3 +280,31 @@ Deno.test("WordCache returns stored ids only for the same bytes, and stops stori
   assert.equal(big.size, 0);
   assert.equal(WordCache.hash(b, 0, 2), WordCache.hash(new TextEncoder().encode("ab"), 0, 2));
 });
+
+Deno.test("HfTokenizer.fromJSON() names the file it was given in every error", async () => {
+  const source = "data/my_tokenizer.json";
+  const json = await shippedJson();
+  json.model.dropout = 0.1;
+  const cases: [string, RegExp][] = [
+    ["{", /^Cannot load tokenizer "data\/my_tokenizer\.json": Invalid tokenizer\.json: /],
+    [
+      JSON.stringify(json),
+      /^Cannot load tokenizer "data\/my_tokenizer\.json": Unsupported tokenizer\.json: model\.dropout is 0\.1/,
+    ],
+    [
+      smallJson(["a c"], ["a", "b"]),
+      /^Cannot load tokenizer "data\/my_tokenizer\.json": Invalid tokenizer\.json: model\.merges\[0\] uses "c"/,
+    ],
+  ];
+  for (const [text, pattern] of cases) {
+    assert.throws(
+      () => HfTokenizer.fromJSON(text, source),
+      (e: Error) => pattern.test(e.message) && !e.message.includes("\n"),
+    );
+  }
+  // Without a source, the messages are as before.
+  assert.throws(
+    () => HfTokenizer.fromJSON("{"),
+    (e: Error) => e.message.startsWith("Invalid tokenizer.json: "),
+  );
+});
