@@ -1,5 +1,7 @@
 /** Shared helpers for tests: closeness checks that print the max error, seeded data. */
 
+import type { Generation } from "../src/inference/bst_sampling.ts";
+
 /** Max absolute and relative error between `actual` and `expected`. */
 export function maxErrors(
   actual: ArrayLike<number>,
@@ -62,4 +64,32 @@ export function randomArray(n: number, seed: number, lo = -1, hi = 1): Float32Ar
   const out = new Float32Array(n);
   for (let i = 0; i < n; i++) out[i] = lo + (hi - lo) * r();
   return out;
+}
+
+/** The fields of a `deno task infer` record, in the reference's order. */
+export const GENERATION_KEYS = [
+  "prompt",
+  "goal",
+  "sampling_method",
+  "generated",
+  "score",
+  "greedy",
+  "greedy_score",
+  "top_n",
+  "original",
+];
+
+/**
+ * An infer output file: its records, and how many reference separator lines (written before
+ * each run appended to an existing file) it holds.
+ */
+export async function readInferOutput(
+  path: string,
+): Promise<{ sessions: number; records: Generation[] }> {
+  const separator = "--------------------- NEW SESSION --------------------";
+  const lines = (await Deno.readTextFile(path)).trim().split("\n");
+  return {
+    sessions: lines.filter((l) => l === separator).length,
+    records: lines.filter((l) => l !== separator).map((l) => JSON.parse(l)),
+  };
 }

@@ -19,12 +19,17 @@ type LastLogits = (seq: Int32Array, rows: number, len: number) => Promise<Float3
 function bstLastLogits(model: BST): LastLogits {
   const heads = new Map<number, PairHead>();
   const V = model.config.vocabSize;
-  return async (seq, rows, len) => {
-    const eos = await model.encoders(1, 1);
+  // The lone-EOS states depend on the weights only: encoded once per decode.
+  const eosStates = model.encoders(1, 1).then(async (eos) => {
     eos.setTokens(new Int32Array([model.config.eosTokenId]));
+    await run(model.gpu, eos.forward);
+    return eos;
+  });
+  return async (seq, rows, len) => {
+    const eos = await eosStates;
     const enc = await model.encoders(rows, len);
     enc.setTokens(seq);
-    await run(model.gpu, [...eos.forward, ...enc.forward, ...enc.copyEosStates(eos)]);
+    await run(model.gpu, [...enc.forward, ...enc.copyEosStates(eos)]);
     let head = heads.get(len);
     if (!head) {
       head = model.pairHead(enc, rows, false);

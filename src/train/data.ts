@@ -123,19 +123,22 @@ async function loadStarGraphData(
   }, config.seed);
 }
 
-async function readTokenizerFile(path: string): Promise<string> {
+/** The tokenizer.json that `data.tokenizer_name_or_path` names. */
+async function loadTokenizerFile(path: string): Promise<HfTokenizer> {
+  let text: string;
   try {
-    return await Deno.readTextFile(path);
+    text = await Deno.readTextFile(path);
   } catch (e) {
     throw new Error(`Cannot read data.tokenizer_name_or_path "${path}": ${(e as Error).message}`);
   }
+  return HfTokenizer.fromJSON(text, path);
 }
 
 /** The reference's TinyStories tokenizer, or `data.tokenizer_name_or_path` when set. */
 async function tinyStoriesTokenizerFor(config: Config, fim: boolean): Promise<HfTokenizer> {
   const path = config.data.tokenizer_name_or_path;
   if (!path) return tinyStoriesTokenizer({ fim });
-  const tok = HfTokenizer.fromJSON(await readTokenizerFile(path), path);
+  const tok = await loadTokenizerFile(path);
   if (fim && tok.tokenToId("<|fim|>") === undefined) tok.addSpecialTokens(["<|fim|>"]);
   return tok;
 }
@@ -211,10 +214,7 @@ async function loadPretokenized(config: Config): Promise<TrainData> {
   const d = config.data;
   const T = config.model.block_size;
   const tok = d.tokenizer_name_or_path
-    ? HfTokenizer.fromJSON(
-      await readTokenizerFile(d.tokenizer_name_or_path),
-      d.tokenizer_name_or_path,
-    )
+    ? await loadTokenizerFile(d.tokenizer_name_or_path)
     : undefined;
   const { train, val } = await openPretokenizedData({
     dataPath: d.pretokenized_data_path,

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
+import { GENERATION_KEYS, readInferOutput } from "../_util.ts";
 
 const root = fileURLToPath(new URL("../../", import.meta.url));
 
@@ -169,23 +170,10 @@ Deno.test("infer: every sampling mode writes valid JSON lines from a trained che
     assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
   }
   // Each run after the first appends the reference's separator line before its records.
-  const text = (await Deno.readTextFile(output)).trim().split("\n");
-  const separator = "--------------------- NEW SESSION --------------------";
-  assert.equal(text.filter((l) => l === separator).length, 5);
-  const lines = text.filter((l) => l !== separator).map((l) => JSON.parse(l));
+  const { sessions, records: lines } = await readInferOutput(output);
+  assert.equal(sessions, 5);
   assert.equal(lines.length, 12);
-  const keys = [
-    "prompt",
-    "goal",
-    "sampling_method",
-    "generated",
-    "score",
-    "greedy",
-    "greedy_score",
-    "top_n",
-    "original",
-  ];
-  for (const l of lines) assert.deepEqual(Object.keys(l), keys);
+  for (const l of lines) assert.deepEqual(Object.keys(l), GENERATION_KEYS);
   assert.deepEqual(lines.filter((_, i) => i % 2 === 0).map((l) => l.sampling_method), [
     "autoregressive",
     "reverse_autoregressive",

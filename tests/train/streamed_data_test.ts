@@ -8,6 +8,7 @@ import type { Config } from "../../src/config/schema.ts";
 import { writeNpy } from "../../src/io/npy.ts";
 import { loadTrainData } from "../../src/train/data.ts";
 import { train } from "../../src/train/trainer.ts";
+import { GENERATION_KEYS, readInferOutput } from "../_util.ts";
 
 const STORIES = new URL("../fixtures/tinystories/stories_40.txt", import.meta.url).pathname;
 const opts = { progress: false, handleInterrupt: false };
@@ -171,30 +172,18 @@ Deno.test("deno task infer samples TinyStories checkpoints: six BST modes and th
     }).output();
     assert.equal(out.code, 0, `${mode}: ${new TextDecoder().decode(out.stderr)}`);
   }
-  const separator = "--------------------- NEW SESSION --------------------";
-  const lines = (await Deno.readTextFile(output)).trim().split("\n");
-  assert.equal(lines.filter((l) => l === separator).length, runs.length - 1);
-  const records = lines.filter((l) => l !== separator).map((l) => JSON.parse(l));
+  const { sessions, records } = await readInferOutput(output);
+  assert.equal(sessions, runs.length - 1);
   assert.equal(records.length, runs.length);
   // The held-out story (the last of the 40) is the original; texts are decoded words.
   const stories = (await Deno.readTextFile(STORIES)).split(/^<\|endoftext\|>$/m)
     .map((s) => s.trim()).filter((s) => s);
   for (const r of records) {
-    assert.deepEqual(Object.keys(r), [
-      "prompt",
-      "goal",
-      "sampling_method",
-      "generated",
-      "score",
-      "greedy",
-      "greedy_score",
-      "top_n",
-      "original",
-    ]);
+    assert.deepEqual(Object.keys(r), GENERATION_KEYS);
     assert.equal(r.original, stories.at(-1));
     assert.ok(!r.prompt.includes("##") && !r.prompt.includes("<|eos|>"));
   }
-  assert.equal(records.at(-1).sampling_method, "autoregressive_gpt");
+  assert.equal(records.at(-1)!.sampling_method, "autoregressive_gpt");
   await Deno.remove(dir, { recursive: true });
 });
 
