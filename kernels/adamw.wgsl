@@ -1,8 +1,10 @@
 // Optimizer kernels over ranges of the flat parameter/gradient/state buffers.
 //
 //   sumsq_partial: partial[g] = Σ x² over chunk g of CH = WG·PER elements (each thread sums PER
-//                  strided elements in order, then a fixed tree)
-//   sumsq_final:   norms[slot] (=|+=) Σ_g partial[g] in a fixed tree order (one workgroup)
+//                  strided elements in order, then wg_sum: the workgroup reduction of
+//                  reduce.wgsl or reduce_subgroup.wgsl, appended by the planner)
+//   sumsq_final:   norms[slot] (=|+=) Σ_g partial[g] (each thread strided, then wg_sum; one
+//                  workgroup)
 //   adamw:         PyTorch's single-tensor AdamW (torch.optim.AdamW, foreach=False) on each
 //                  element, with the gradient first scaled by the module's clip coefficient
 //                  coef = min(1, max_norm / (sqrt(norms[slot]) + 1e-6)) when max_norm > 0,
@@ -35,27 +37,15 @@ struct Params {
   pad: u32,
 }
 
-var<workgroup> red: array<f32, WG>;
-
-fn tree(lid: u32) {
-  var s = WG / 2u;
-  loop {
-    if (s == 0u) { break; }
-    if (lid < s) { red[lid] = red[lid] + red[lid + s]; }
-    workgroupBarrier();
-    s = s / 2u;
-  }
-}
-
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read_write> partial: array<f32>;
 @group(0) @binding(2) var<storage, read> x: array<f32>;
 
 @compute @workgroup_size(WG)
 fn sumsq_partial(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-                 @builtin(local_invocation_id) lid3: vec3<u32>) {
+                 lane: Lane) {
   let g = wid.x + wid.y * nwg.x;
-  let lid = lid3.x;
+  let lid = lane.lid;
   let base = g * WG * PER;
   var s = 0.0;
   for (var k = 0u; k < PER; k++) {
@@ -65,28 +55,24 @@ fn sumsq_partial(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups)
       s += v * v;
     }
   }
-  red[lid] = s;
-  workgroupBarrier();
-  tree(lid);
-  if (lid == 0u && base < p.n) { partial[g] = red[0]; }
+  let total = wg_sum(lane, s);
+  if (lid == 0u && base < p.n) { partial[g] = total; }
 }
 
 @group(0) @binding(1) var<storage, read_write> norms: array<f32>;
 @group(0) @binding(2) var<storage, read> fpartial: array<f32>;
 
 @compute @workgroup_size(WG)
-fn sumsq_final(@builtin(local_invocation_id) lid3: vec3<u32>) {
-  let lid = lid3.x;
+fn sumsq_final(lane: Lane) {
+  let lid = lane.lid;
   var s = 0.0;
   for (var i = lid; i < p.n; i += WG) { s += fpartial[i]; }
-  red[lid] = s;
-  workgroupBarrier();
-  tree(lid);
+  let total = wg_sum(lane, s);
   if (lid == 0u) {
     if (p.acc == 1u) {
-      norms[p.slot] = norms[p.slot] + red[0];
+      norms[p.slot] = norms[p.slot] + total;
     } else {
-      norms[p.slot] = red[0];
+      norms[p.slot] = total;
     }
   }
 }

@@ -16,8 +16,9 @@
 // Dispatch: ce_fused and log_softmax: one workgroup per row, N workgroups laid out by grid()
 // (row = wid.x + wid.y · nwg.x). wsum_partial: G = ceil(N / (WG·ITEMS)) workgroups by grid().
 // wsum_final: one workgroup.
-// Every reduction is a per-invocation loop in increasing index followed by a fixed binary
-// tree over the workgroup, so results are bit-reproducible.
+// Every reduction is a per-invocation loop in increasing index followed by a workgroup
+// reduction (wg_max, wg_sum: reduce.wgsl's fixed binary tree or reduce_subgroup.wgsl's subgroup
+// operations, appended by the planner), so results are bit-reproducible on one adapter.
 // Overrides: WG (invocations per workgroup, a power of two, default 256), ITEMS (rows per
 // invocation in wsum_partial, default 4).
 
@@ -50,37 +51,10 @@ struct Params {
 @group(0) @binding(1) var<storage, read> partials_r: array<f32>;
 @group(0) @binding(2) var<storage, read_write> loss_out: array<f32>;
 
-var<workgroup> red: array<f32, WG>;
-
-// Workgroup max of `v`, by a fixed tree; every invocation gets the result.
-fn reduce_max(lid: u32, v: f32) -> f32 {
-  red[lid] = v;
-  workgroupBarrier();
-  for (var s = WG / 2u; s > 0u; s >>= 1u) {
-    if (lid < s) { red[lid] = max(red[lid], red[lid + s]); }
-    workgroupBarrier();
-  }
-  let r = red[0];
-  workgroupBarrier();
-  return r;
-}
-
-// Workgroup sum of `v`, by a fixed tree; every invocation gets the result.
-fn reduce_sum(lid: u32, v: f32) -> f32 {
-  red[lid] = v;
-  workgroupBarrier();
-  for (var s = WG / 2u; s > 0u; s >>= 1u) {
-    if (lid < s) { red[lid] = red[lid] + red[lid + s]; }
-    workgroupBarrier();
-  }
-  let r = red[0];
-  workgroupBarrier();
-  return r;
-}
-
 @compute @workgroup_size(WG)
 fn ce_fused(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-            @builtin(local_invocation_index) lid: u32) {
+            lane: Lane) {
+  let lid = lane.lid;
   let n = wid.x + wid.y * nwg.x;
   if (n >= p.N) { return; }
   let base = n * p.V;
@@ -92,10 +66,10 @@ fn ce_fused(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg:
 
   var m = NEG_INF;
   for (var v = lid; v < p.V; v += WG) { m = max(m, logits[base + v]); }
-  m = reduce_max(lid, m);
+  m = wg_max(lane, m);
   var s = 0.0;
   for (var v = lid; v < p.V; v += WG) { s += exp(logits[base + v] - m); }
-  s = reduce_sum(lid, s);
+  s = wg_sum(lane, s);
   let lse = m + log(s);
 
   var w = weights[n];
@@ -115,23 +89,25 @@ fn ce_fused(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg:
 
 @compute @workgroup_size(WG)
 fn log_softmax(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-               @builtin(local_invocation_index) lid: u32) {
+               lane: Lane) {
+  let lid = lane.lid;
   let n = wid.x + wid.y * nwg.x;
   if (n >= p.N) { return; }
   let base = n * p.V;
   var m = NEG_INF;
   for (var v = lid; v < p.V; v += WG) { m = max(m, x[base + v]); }
-  m = reduce_max(lid, m);
+  m = wg_max(lane, m);
   var s = 0.0;
   for (var v = lid; v < p.V; v += WG) { s += exp(x[base + v] - m); }
-  s = reduce_sum(lid, s);
+  s = wg_sum(lane, s);
   let lse = m + log(s);
   for (var v = lid; v < p.V; v += WG) { y[base + v] = x[base + v] - lse; }
 }
 
 @compute @workgroup_size(WG)
 fn wsum_partial(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-                @builtin(local_invocation_index) lid: u32) {
+                lane: Lane) {
+  let lid = lane.lid;
   let g = wid.x + wid.y * nwg.x;
   let groups = (p.N + WG * ITEMS - 1u) / (WG * ITEMS);
   if (g >= groups) { return; }
@@ -140,14 +116,15 @@ fn wsum_partial(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
     let n = g * WG * ITEMS + k * WG + lid;
     if (n < p.N) { acc += wsum_weights[n] * losses_r[n]; }
   }
-  let total = reduce_sum(lid, acc);
+  let total = wg_sum(lane, acc);
   if (lid == 0u) { partials_w[g] = total; }
 }
 
 @compute @workgroup_size(WG)
-fn wsum_final(@builtin(local_invocation_index) lid: u32) {
+fn wsum_final(lane: Lane) {
+  let lid = lane.lid;
   var acc = 0.0;
   for (var g = lid; g < p.N; g += WG) { acc += partials_r[g]; }
-  let total = reduce_sum(lid, acc);
+  let total = wg_sum(lane, acc);
   if (lid == 0u) { loss_out[p.slot] = total; }
 }

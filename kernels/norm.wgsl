@@ -1,5 +1,6 @@
 // RMSNorm (LAYER = false) and LayerNorm (LAYER = true) over the last dim C of (N, C), eps in
-// Params. One workgroup per row; the row reduction is a fixed-order tree in workgroup memory.
+// Params. One workgroup per row; the row sums are the workgroup reductions of reduce.wgsl or
+// reduce_subgroup.wgsl (appended by the planner: wg_sum2, Lane), fixed-order either way.
 //
 //   rms:   y = x * rstd * w,                rstd = 1 / sqrt(mean(x²) + eps)
 //   layer: y = (x - mean) * rstd * w + b,   rstd = 1 / sqrt(var(x) + eps)  (biased variance)
@@ -28,23 +29,6 @@ struct Params {
 
 @group(0) @binding(0) var<uniform> p: Params;
 
-var<workgroup> red: array<f32, WG>;
-var<workgroup> red2: array<f32, WG>;
-
-// Sums red[0..WG) and red2[0..WG) into red[0], red2[0] (fixed tree order).
-fn reduce2(lid: u32) {
-  var s = WG / 2u;
-  loop {
-    if (s == 0u) { break; }
-    if (lid < s) {
-      red[lid] = red[lid] + red[lid + s];
-      red2[lid] = red2[lid] + red2[lid + s];
-    }
-    workgroupBarrier();
-    s = s / 2u;
-  }
-}
-
 fn row_id(wid: vec3<u32>, nwg: vec3<u32>) -> u32 {
   return wid.x + wid.y * nwg.x;
 }
@@ -58,10 +42,10 @@ fn row_id(wid: vec3<u32>, nwg: vec3<u32>) -> u32 {
 
 @compute @workgroup_size(WG)
 fn forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-           @builtin(local_invocation_id) lid3: vec3<u32>) {
+           lane: Lane) {
   let row = row_id(wid, nwg);
   if (row >= p.n) { return; }
-  let lid = lid3.x;
+  let lid = lane.lid;
   let base = row * p.c;
   var s = 0.0;
   var s2 = 0.0;
@@ -70,29 +54,21 @@ fn forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: 
     s += v;
     s2 += v * v;
   }
-  red[lid] = s;
-  red2[lid] = s2;
-  workgroupBarrier();
-  reduce2(lid);
+  let sums = wg_sum2(lane, vec2<f32>(s, s2));
   let cf = f32(p.c);
   var mean = 0.0;
   var rstd = 0.0;
   if (LAYER) {
-    mean = red[0] / cf;
+    mean = sums.x / cf;
     // Two-pass variance for accuracy: Σ (x - mean)².
-    workgroupBarrier();
     var d2 = 0.0;
     for (var i = lid; i < p.c; i += WG) {
       let d = x[base + i] - mean;
       d2 += d * d;
     }
-    red2[lid] = d2;
-    red[lid] = 0.0;
-    workgroupBarrier();
-    reduce2(lid);
-    rstd = inverseSqrt(red2[0] / cf + p.eps);
+    rstd = inverseSqrt(wg_sum2(lane, vec2<f32>(0.0, d2)).y / cf + p.eps);
   } else {
-    rstd = inverseSqrt(red2[0] / cf + p.eps);
+    rstd = inverseSqrt(sums.y / cf + p.eps);
   }
   for (var i = lid; i < p.c; i += WG) {
     if (LAYER) {
@@ -114,10 +90,10 @@ fn forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: 
 
 @compute @workgroup_size(WG)
 fn backward_dx(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-               @builtin(local_invocation_id) lid3: vec3<u32>) {
+               lane: Lane) {
   let row = row_id(wid, nwg);
   if (row >= p.n) { return; }
-  let lid = lid3.x;
+  let lid = lane.lid;
   let base = row * p.c;
   let mean = bstats[2u * row];
   let rstd = bstats[2u * row + 1u];
@@ -129,14 +105,11 @@ fn backward_dx(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
     sg += g;
     sgx += g * (x[base + i] - mean) * rstd;
   }
-  red[lid] = sg;
-  red2[lid] = sgx;
-  workgroupBarrier();
-  reduce2(lid);
+  let sums = wg_sum2(lane, vec2<f32>(sg, sgx));
   let cf = f32(p.c);
   var mg = 0.0;
-  if (LAYER) { mg = red[0] / cf; }
-  let mgx = red2[0] / cf;
+  if (LAYER) { mg = sums.x / cf; }
+  let mgx = sums.y / cf;
   for (var i = lid; i < p.c; i += WG) {
     let xh = (x[base + i] - mean) * rstd;
     let v = rstd * (w[i] * dy[base + i] - mg - xh * mgx);

@@ -9,6 +9,7 @@
 import src from "../../kernels/adamw.wgsl" with { type: "text" };
 import type { Gpu } from "./device.ts";
 import { type Dispatch, f32, grid, type ParamField, planDispatch, writeParams } from "./kernel.ts";
+import { type Reduction, withReductions } from "./reduce.ts";
 import { createTensor, type Tensor } from "./tensor.ts";
 
 const WG = 256;
@@ -24,6 +25,7 @@ const PER = 16;
  * @param slot which slot to write, in [0, S).
  * @param x (n) f32, usually a range view of the flat gradient buffer.
  * @param accumulate add to the slot (for a module split over several ranges).
+ * @param reduction the workgroup reductions (default: subgroups where usable, see `reduce.ts`).
  * @returns the partial and final dispatches, in order.
  *
  * @example Gradient norm of two ranges of one module (needs a WebGPU adapter)
@@ -40,7 +42,9 @@ export async function planSumSquares(
   slot: number,
   x: Tensor,
   accumulate = false,
+  reduction?: Reduction,
 ): Promise<Dispatch[]> {
+  const code = await withReductions(gpu, src, reduction);
   if (!(Number.isInteger(slot) && slot >= 0 && slot < norms.numel)) {
     throw new Error(`Norm slot ${slot} is outside "${norms.label}" of ${norms.numel} slots`);
   }
@@ -49,7 +53,7 @@ export async function planSumSquares(
   return [
     await planDispatch(gpu, {
       label: `${x.label}.sumsq_partial`,
-      code: src,
+      code,
       entryPoint: "sumsq_partial",
       constants: { WG, PER },
       params: [x.numel, 0, 0, 0],
@@ -58,7 +62,7 @@ export async function planSumSquares(
     }),
     await planDispatch(gpu, {
       label: `${x.label}.sumsq_final`,
-      code: src,
+      code,
       entryPoint: "sumsq_final",
       constants: { WG },
       params: [groups, slot, accumulate ? 1 : 0, 0],
@@ -155,7 +159,7 @@ export async function planAdamW(
   }
   const dispatch = await planDispatch(gpu, {
     label: `${t.param.label}.adamw`,
-    code: src,
+    code: await withReductions(gpu, src), // the module's sumsq entries need the library
     entryPoint: "adamw",
     constants: { WG },
     params: adamFields(n, t.slot, s),

@@ -14,6 +14,7 @@
 import src from "../../kernels/cross_entropy.wgsl" with { type: "text" };
 import type { Gpu } from "./device.ts";
 import { type Dispatch, grid, planDispatch } from "./kernel.ts";
+import { type Reduction, withReductions } from "./reduce.ts";
 import { createTensor, type Tensor } from "./tensor.ts";
 
 /** Target id meaning "no target here": loss 0, zero gradient row (PyTorch's default). */
@@ -59,6 +60,7 @@ function rowsOf(t: Tensor, op: string): [number, number] {
  * @param losses (N) per-row CE, overwritten.
  * @param targets (N) i32 target ids.
  * @param weights (N) f32 per-row weights of the gradient.
+ * @param reduction the workgroup reductions (default: subgroups where usable, see `reduce.ts`).
  * @returns one dispatch of N workgroups; empty when N is 0.
  * @throws Error when V is 0 or shapes or dtypes disagree.
  *
@@ -77,6 +79,7 @@ export async function planCrossEntropy(
   losses: Tensor,
   targets: Tensor,
   weights: Tensor,
+  reduction?: Reduction,
 ): Promise<Dispatch[]> {
   const op = `cross-entropy "${logits.label}"`;
   const [N, V] = rowsOf(logits, op);
@@ -88,7 +91,7 @@ export async function planCrossEntropy(
   return [
     await planDispatch(gpu, {
       label: `${logits.label}.cross_entropy`,
-      code: src,
+      code: await withReductions(gpu, src, reduction),
       entryPoint: "ce_fused",
       constants: { WG },
       params: [N, V, 0],
@@ -109,6 +112,7 @@ export async function planCrossEntropy(
  * @param slot index into `lossOut`.
  * @param losses (N) per-row losses, e.g. from {@linkcode planCrossEntropy}.
  * @param weights (N) per-row weights.
+ * @param reduction the workgroup reductions (default: subgroups where usable, see `reduce.ts`).
  * @returns two dispatches (one when N is 0).
  */
 export async function planWeightedSum(
@@ -117,6 +121,7 @@ export async function planWeightedSum(
   slot: number,
   losses: Tensor,
   weights: Tensor,
+  reduction?: Reduction,
 ): Promise<Dispatch[]> {
   const op = `weighted sum into "${lossOut.label}"`;
   const N = losses.numel;
@@ -133,7 +138,7 @@ export async function planWeightedSum(
     list.push(
       await planDispatch(gpu, {
         label: `${lossOut.label}.wsum_partial`,
-        code: src,
+        code: await withReductions(gpu, src, reduction),
         entryPoint: "wsum_partial",
         constants: { WG, ITEMS },
         params: [N, 0, 0],
@@ -145,7 +150,7 @@ export async function planWeightedSum(
   list.push(
     await planDispatch(gpu, {
       label: `${lossOut.label}.wsum_final`,
-      code: src,
+      code: await withReductions(gpu, src, reduction),
       entryPoint: "wsum_final",
       constants: { WG },
       params: [groups, 0, slot],
@@ -162,9 +167,15 @@ export async function planWeightedSum(
  * @param gpu the shared GPU.
  * @param y (N, V) output; may not alias `x`.
  * @param x (N, V) logits.
+ * @param reduction the workgroup reductions (default: subgroups where usable, see `reduce.ts`).
  * @returns one dispatch of N workgroups; empty when N is 0.
  */
-export async function planLogSoftmax(gpu: Gpu, y: Tensor, x: Tensor): Promise<Dispatch[]> {
+export async function planLogSoftmax(
+  gpu: Gpu,
+  y: Tensor,
+  x: Tensor,
+  reduction?: Reduction,
+): Promise<Dispatch[]> {
   const op = `log-softmax "${x.label}"`;
   const [N, V] = rowsOf(x, op);
   const [Ny, Vy] = rowsOf(y, op);
@@ -180,7 +191,7 @@ export async function planLogSoftmax(gpu: Gpu, y: Tensor, x: Tensor): Promise<Di
   return [
     await planDispatch(gpu, {
       label: `${y.label}.log_softmax`,
-      code: src,
+      code: await withReductions(gpu, src, reduction),
       entryPoint: "log_softmax",
       constants: { WG },
       params: [N, V, 0],

@@ -133,12 +133,17 @@ async function createGpu(options: GetGpuOptions): Promise<Gpu> {
     requiredLimits[name] = Number((adapter.limits as unknown as Record<string, number>)[name]);
   }
   const wanted: GPUFeatureName[] = ["shader-f16", "timestamp-query"];
-  const features = wanted.filter((f) => adapter.features.has(f));
-  const device = await adapter.requestDevice({
-    label: "bst.device",
-    requiredLimits,
-    requiredFeatures: features,
-  });
+  const listed = wanted.filter((f) => adapter.features.has(f));
+  const request = (requiredFeatures: GPUFeatureName[]) =>
+    adapter.requestDevice({ label: "bst.device", requiredLimits, requiredFeatures });
+  // `subgroups` (used by some attention variants) is asked for even when the adapter does not
+  // list it: Deno's adapters grant it on request without listing it. Refused: without it.
+  const device = await request([...listed, "subgroups" as GPUFeatureName]).catch(() =>
+    request(listed)
+  );
+  const features: string[] = [...wanted, "subgroups" as GPUFeatureName].filter((f) =>
+    device.features.has(f)
+  );
   const limits = {} as GpuLimits;
   for (const name of LIMIT_NAMES) {
     limits[name] = Number((device.limits as unknown as Record<string, number>)[name]);

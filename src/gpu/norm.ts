@@ -11,6 +11,7 @@
 import src from "../../kernels/norm.wgsl" with { type: "text" };
 import type { Gpu } from "./device.ts";
 import { type Dispatch, f32, grid, planDispatch } from "./kernel.ts";
+import { type Reduction, withReductions } from "./reduce.ts";
 import { createTensor, type Tensor } from "./tensor.ts";
 
 /** `rms`: RMSNorm with weight (config `bias: false`); `layer`: LayerNorm with weight and bias. */
@@ -39,6 +40,7 @@ function dims(x: Tensor, c: number, label: string): number {
  * @param kind "rms" or "layer".
  * @param t `y` (N, C) output; `stats` (N, 2) output [mean, rstd]; `x` (N, C) input; `w` (C)
  *   weight; `b` (C) bias, required for LayerNorm.
+ * @param reduction the workgroup reductions (default: subgroups where usable, see `reduce.ts`).
  * @returns one dispatch (one workgroup per row).
  *
  * @example Forward and backward (needs a WebGPU adapter)
@@ -52,6 +54,7 @@ export function planNormForward(
   gpu: Gpu,
   kind: NormKind,
   t: { y: Tensor; stats: Tensor; x: Tensor; w: Tensor; b?: Tensor },
+  reduction?: Reduction,
 ): Promise<Dispatch> {
   const C = t.w.numel;
   const N = dims(t.x, C, t.y.label);
@@ -63,15 +66,18 @@ export function planNormForward(
   // The bias binding is statically referenced even when LAYER is false: bind the weight as a
   // read-only stand-in that the RMSNorm path never reads.
   const bindings = [t.y, t.stats, t.x, t.w, kind === "layer" ? t.b! : t.w];
-  return planDispatch(gpu, {
-    label: `${t.y.label}.norm`,
-    code: src,
-    entryPoint: "forward",
-    constants: { WG, LAYER: kind === "layer" ? 1 : 0 },
-    params: [N, C, f32(NORM_EPS), 0],
-    bindings,
-    workgroups: grid(gpu, N),
-  });
+  // (bad shapes throw above, before any promise)
+  return withReductions(gpu, src, reduction).then((code) =>
+    planDispatch(gpu, {
+      label: `${t.y.label}.norm`,
+      code,
+      entryPoint: "forward",
+      constants: { WG, LAYER: kind === "layer" ? 1 : 0 },
+      params: [N, C, f32(NORM_EPS), 0],
+      bindings,
+      workgroups: grid(gpu, N),
+    })
+  );
 }
 
 /**
@@ -84,6 +90,7 @@ export function planNormForward(
  * @param t `dx` (N, C) overwritten, or accumulated with `accumulate` (the residual stream);
  *   `dw` (C) and `db` (C, LayerNorm only) accumulated; `dy` (N, C); `x` (N, C) and `w` (C) the
  *   forward inputs; `stats` (N, 2) from the forward.
+ * @param reduction the workgroup reductions of dx (default: subgroups where usable).
  * @returns the dx dispatch, then the partial and reduce dispatches of the weight gradient.
  */
 export async function planNormBackward(
@@ -99,7 +106,9 @@ export async function planNormBackward(
     stats: Tensor;
     accumulate?: boolean;
   },
+  reduction?: Reduction,
 ): Promise<Dispatch[]> {
+  const code = await withReductions(gpu, src, reduction);
   const C = t.w.numel;
   const N = dims(t.x, C, t.dx.label);
   dims(t.dy, C, t.dx.label);
@@ -110,7 +119,7 @@ export async function planNormBackward(
   const partial = createTensor(gpu, [nblk, 2 * C], `${t.dw.label}.norm_partial`);
   const dx = await planDispatch(gpu, {
     label: `${t.dx.label}.norm_dx`,
-    code: src,
+    code,
     entryPoint: "backward_dx",
     constants: { WG, LAYER },
     params: [N, C, f32(NORM_EPS), t.accumulate ? 1 : 0],
@@ -119,7 +128,7 @@ export async function planNormBackward(
   });
   const part = await planDispatch(gpu, {
     label: `${t.dw.label}.norm_dw_partial`,
-    code: src,
+    code,
     entryPoint: "backward_dw_partial",
     constants: { WG, RB },
     params: [N, C, f32(NORM_EPS), 0],
@@ -131,7 +140,7 @@ export async function planNormBackward(
   const reduceBindings = [t.dw, db, partial];
   const reduce = await planDispatch(gpu, {
     label: `${t.dw.label}.norm_dw_reduce`,
-    code: src,
+    code,
     entryPoint: "backward_dw_reduce",
     constants: { WG, LAYER, RB },
     params: [N, C, f32(NORM_EPS), 0],

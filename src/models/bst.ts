@@ -27,7 +27,8 @@ import type { Gpu } from "../gpu/device.ts";
 import { planFill } from "../gpu/elementwise.ts";
 import { buildCsr } from "../gpu/index_lists.ts";
 import type { CsrTensors } from "../gpu/gather.ts";
-import { type Op, planCopyRows, run } from "../gpu/kernel.ts";
+import { type Op, planCopyRows, run, submit } from "../gpu/kernel.ts";
+import { Readback } from "../gpu/readback.ts";
 import { createTensor, readTensor, roundUp, type Tensor, writeTensor } from "../gpu/tensor.ts";
 import { type BlockShape, createBlockScratch } from "../nn/block.ts";
 import type { NormKind } from "../nn/norm.ts";
@@ -180,7 +181,8 @@ export class BST extends FlatParams {
   /**
    * The reference's `evaluation_loss` with no prefix/suffix: per row, the mean
    * next-token CE pairing each forward state (an EOS state first) with the lone-EOS backward
-   * state, and the mirrored previous-token CE. Reads losses back (not for use inside a step).
+   * state, and the mirrored previous-token CE. Reads losses back (one wait; not for use inside
+   * a step).
    *
    * @param tokens (rows, seqLen) token ids.
    * @returns per-row next- and previous-token losses.
@@ -190,30 +192,64 @@ export class BST extends FlatParams {
     rows: number,
     seqLen: number,
   ): Promise<{ next: Float64Array; prev: Float64Array }> {
+    const rb = new Readback(this.gpu, `${this.label}.eval`, Math.max(1, 2 * rows * seqLen));
+    let out: { next: Float64Array; prev: Float64Array } | undefined;
+    try {
+      submit(this.gpu, await this.planEvaluationLoss(tokens, rows, seqLen, rb, (r) => out = r));
+      await rb.read();
+    } finally {
+      rb.destroy();
+    }
+    return out!;
+  }
+
+  /**
+   * {@linkcode BST.evaluationLoss} without waiting: writes the inputs (of the cached
+   * `encoders(rows, seqLen)` plan), returns the ops of one submission — both encoders, then
+   * each text-head chunk followed by the copy of its losses into `into` — and hands the per-row
+   * losses to `use` when `into` is read. `into` needs room for 2·rows·seqLen values (reserve
+   * them first); submit the ops before writing that plan's inputs again.
+   */
+  async planEvaluationLoss(
+    tokens: Int32Array,
+    rows: number,
+    seqLen: number,
+    into: Readback,
+    use: (losses: { next: Float64Array; prev: Float64Array }) => void,
+  ): Promise<Op[]> {
     const eos = await this.encoders(1, 1);
     eos.setTokens(new Int32Array([this.config.eosTokenId]));
     const enc = await this.encoders(rows, seqLen);
     enc.setTokens(tokens);
-    await run(this.gpu, [...eos.forward, ...enc.forward, ...enc.copyEosStates(eos)]);
+    const ops: Op[] = [...eos.forward, ...enc.forward, ...enc.copyEosStates(eos)];
     const list = evaluationPairList(buildEvalPairs(tokens, rows, seqLen));
     const head = this.#evalHeads.get(enc) ?? this.pairHead(enc, list.count, false);
     this.#evalHeads.set(enc, head);
     const chunks = await head.setPairChunks(list);
     const next = new Float64Array(rows);
     const prev = new Float64Array(rows);
-    const N = rows * seqLen;
+    const N = rows * seqLen; // pairs 0…N−1 score next tokens, N…2N−1 previous tokens
+    const P = head.cap;
+    const losses = head.acts.losses; // (2P) [next CE; prev CE] of the chunk just run
     for (let k = 0; k < chunks.length; k++) {
-      await run(this.gpu, chunks[k]);
-      const losses = await readTensor(this.gpu, head.acts.losses); // (2P) [next CE; prev CE]
-      const P = head.cap;
-      for (let p = 0; p < P; p++) {
-        const g = k * P + p;
-        if (g >= list.count) break;
-        if (g < N) next[Math.floor(g / seqLen)] += losses[p] / seqLen;
-        else prev[Math.floor((g - N) / seqLen)] += losses[P + p] / seqLen;
-      }
+      ops.push(...chunks[k]);
+      // pairs k·P + p, p in [0, nextEnd) are next-token ones, [prevStart, prevEnd) previous
+      const nextEnd = Math.max(0, Math.min(P, N - k * P));
+      const prevStart = Math.min(P, Math.max(0, N - k * P));
+      const prevEnd = Math.max(prevStart, Math.min(P, list.count - k * P));
+      const copyNext = into.copy(losses, 0, nextEnd, (v) => {
+        for (let p = 0; p < v.length; p++) next[Math.floor((k * P + p) / seqLen)] += v[p] / seqLen;
+      });
+      const copyPrev = into.copy(losses, P + prevStart, prevEnd - prevStart, (v) => {
+        for (let i = 0; i < v.length; i++) {
+          const g = k * P + prevStart + i;
+          prev[Math.floor((g - N) / seqLen)] += v[i] / seqLen;
+        }
+      });
+      for (const c of [copyNext, copyPrev]) if (c) ops.push(c);
     }
-    return { next, prev };
+    into.after(() => use({ next, prev }));
+    return ops;
   }
 }
 

@@ -8,7 +8,8 @@
 
 import type { Config } from "../config/schema.ts";
 import type { Gpu } from "../gpu/device.ts";
-import { run } from "../gpu/kernel.ts";
+import { submit } from "../gpu/kernel.ts";
+import { Readback } from "../gpu/readback.ts";
 import { greedyDecode } from "../inference/greedy.ts";
 import { BST, type EncoderPlan, type PairHead, trainingPairList } from "../models/bst.ts";
 import { bstConfigFor } from "../models/from_config.ts";
@@ -19,6 +20,7 @@ import {
   createAdamW,
   FlatRun,
   type TrainData,
+  VAL_READBACK_VALUES,
   validationBatchesFor,
   type ValMetrics,
 } from "./run.ts";
@@ -27,7 +29,7 @@ import {
 export class BstRun extends FlatRun<BST> {
   protected readonly kind = "bst";
   #train?: { enc: EncoderPlan; head: PairHead };
-  #val?: { enc: EncoderPlan; head: PairHead };
+  #val?: { enc: EncoderPlan; head: PairHead; readback: Readback };
 
   constructor(
     gpu: Gpu,
@@ -115,6 +117,11 @@ export class BstRun extends FlatRun<BST> {
    * loss and mean next/previous-token losses are divided by the accumulation steps and summed
    * (the batch's mean); the figures are the means over batches. Then (star graphs) greedy
    * path accuracy over the same rows.
+   *
+   * Each micro-batch is one submission, not waited for: its losses are copied into a readback
+   * buffer and summed on the host, in order, once it is read — at the end, or earlier only when
+   * the buffer is full (see {@linkcode VAL_READBACK_VALUES}). Path accuracy decodes greedily,
+   * which needs each step's tokens back: its waits are inherent.
    */
   async validate(): Promise<ValMetrics> {
     const T = this.data.seqLen;
@@ -124,9 +131,16 @@ export class BstRun extends FlatRun<BST> {
     const E = BG * accum;
     if (!this.#val) {
       const enc = await this.model.encoders(B, T);
-      this.#val = { enc, head: this.model.pairHead(enc, this.chunkPairs(B), false) };
+      const head = this.model.pairHead(enc, this.chunkPairs(B), false);
+      const perMicro = head.lossOut.numel + 2 * B * T; // pair-loss slots + evaluation losses
+      const readback = new Readback(
+        this.gpu,
+        `${this.model.label}.val`,
+        Math.max(perMicro, VAL_READBACK_VALUES),
+      );
+      this.#val = { enc, head, readback };
     }
-    const { enc, head } = this.#val;
+    const { enc, head, readback } = this.#val;
     let count = 0;
     let loss = 0;
     let next = 0;
@@ -145,14 +159,24 @@ export class BstRun extends FlatRun<BST> {
         });
         const pairs = B === BG ? all : slicePairRows(all, own.first, own.rows, T);
         enc.setTokens(tokens);
-        const ops = await head.setPairs(trainingPairList(pairs));
-        await run(this.gpu, [...enc.forward, ...ops]);
-        loss += await head.readLoss();
-        const e = await this.model.evaluationLoss(tokens, B, T);
-        next += e.next.reduce((a, x) => a + x, 0) / BG / accum;
-        prev += e.prev.reduce((a, x) => a + x, 0) / BG / accum;
+        const ops = [...enc.forward, ...await head.setPairs(trainingPairList(pairs))];
+        await readback.reserve(head.chunksUsed + 2 * B * T); // reads earlier batches when full
+        const lossCopy = readback.copy(head.lossOut, 0, head.chunksUsed, (slots) => {
+          let sum = 0; // as PairHead.readLoss()
+          for (const v of slots) sum += v;
+          loss += sum;
+        });
+        if (lossCopy) ops.push(lossCopy);
+        ops.push(
+          ...await this.model.planEvaluationLoss(tokens, B, T, readback, (e) => {
+            next += e.next.reduce((a, x) => a + x, 0) / BG / accum;
+            prev += e.prev.reduce((a, x) => a + x, 0) / BG / accum;
+          }),
+        );
+        submit(this.gpu, ops);
       }
     }
+    await readback.read();
     [loss, next, prev] = await this.reduce([loss, next, prev]);
     return {
       val_loss: loss / count,

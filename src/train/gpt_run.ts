@@ -7,8 +7,8 @@
 
 import type { Config } from "../config/schema.ts";
 import type { Gpu } from "../gpu/device.ts";
-import { run } from "../gpu/kernel.ts";
-import { readTensor } from "../gpu/tensor.ts";
+import { submit } from "../gpu/kernel.ts";
+import { Readback } from "../gpu/readback.ts";
 import { greedyDecode } from "../inference/greedy.ts";
 import { gptConfigFor } from "../models/from_config.ts";
 import { GPT } from "../models/gpt.ts";
@@ -16,6 +16,7 @@ import {
   createAdamW,
   FlatRun,
   type TrainData,
+  VAL_READBACK_VALUES,
   validationBatchesFor,
   type ValMetrics,
 } from "./run.ts";
@@ -23,6 +24,7 @@ import {
 /** The GPT, its optimizer and the run's data. */
 export class GptRun extends FlatRun<GPT> {
   protected readonly kind = "gpt";
+  #readback?: Readback;
 
   /** Creates the GPT (seeded) and AdamW for a config and its data. */
   static async create(gpu: Gpu, config: Config, data: TrainData): Promise<GptRun> {
@@ -48,7 +50,10 @@ export class GptRun extends FlatRun<GPT> {
    * Validation as the reference's: `count` batches of `effective_batch_size` rows, each run in
    * `gradient_accum_steps` micro-batches whose losses are divided by the accumulation steps
    * and summed; `val_loss` is the mean over batches. Then (star graphs) greedy path accuracy
-   * over the same rows.
+   * over the same rows (its per-token readbacks are inherent to greedy decoding).
+   *
+   * Each micro-batch is one submission, not waited for; its loss is copied into a readback
+   * buffer read once at the end (or when full: {@linkcode VAL_READBACK_VALUES} batches).
    */
   async validate(): Promise<ValMetrics> {
     const T = this.data.seqLen;
@@ -56,6 +61,8 @@ export class GptRun extends FlatRun<GPT> {
     const BG = B * this.ranks; // rows of a micro-batch over all ranks
     const accum = this.config.data.gradient_accum_steps;
     const E = BG * accum;
+    this.#readback ??= new Readback(this.gpu, `${this.model.label}.val`, VAL_READBACK_VALUES);
+    const readback = this.#readback;
     let count = 0;
     let loss = 0;
     for await (const batch of validationBatchesFor(this.config, this.data.val, E)) {
@@ -69,10 +76,12 @@ export class GptRun extends FlatRun<GPT> {
           a.subarray(own.first * (T - 1), (own.first + B) * (T - 1)) as A;
         plan.setTokens(mine(t.inputs));
         plan.setTargets(mine(t.targets), mine(t.weights));
-        await run(this.gpu, [...plan.forward, ...plan.loss]);
-        loss += (await readTensor(this.gpu, plan.lossOut))[0];
+        await readback.reserve(1);
+        const copy = readback.copy(plan.lossOut, 0, 1, (v) => loss += v[0])!;
+        submit(this.gpu, [...plan.forward, ...plan.loss, copy]);
       }
     }
+    await readback.read();
     [loss] = await this.reduce([loss]);
     return {
       val_loss: loss / count,

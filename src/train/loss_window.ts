@@ -10,6 +10,11 @@
  * it is read back early (one extra wait) into the same sum, so memory stays bounded whatever
  * `log_interval` is, and the result does not depend on where the reads fall.
  *
+ * A training step does not wait for the log: at a log step {@linkcode LossWindow.takeInto}
+ * plans a copy of its values into a host-readable {@linkcode Readback} within the step's own
+ * submission, and the mean is computed (same values, same order) when the host reads that,
+ * after the next step has been queued.
+ *
  * The window's sum and step count go into checkpoints ({@linkcode LossWindow.state}), so a
  * run resumed between two log steps logs the same average as an uninterrupted one.
  *
@@ -18,6 +23,7 @@
 
 import type { Gpu } from "../gpu/device.ts";
 import type { BufferCopy } from "../gpu/kernel.ts";
+import type { Readback } from "../gpu/readback.ts";
 import { createTensor, readTensor, Tensor } from "../gpu/tensor.ts";
 
 /** What a checkpoint keeps of a {@linkcode LossWindow}: the float64 sum and its steps. */
@@ -28,8 +34,11 @@ export interface LossWindowState {
   steps: number;
 }
 
-/** Default capacity of the GPU log buffer, in f32 loss slots (4 KiB). */
-export const LOSS_WINDOW_SLOTS = 1024;
+/**
+ * Default capacity of the GPU log buffer, in f32 loss slots (64 KiB): room for the slots of
+ * thousands of micro-batches, so that early reads (waits) are rare whatever `log_interval` is.
+ */
+export const LOSS_WINDOW_SLOTS = 16384;
 
 /**
  * The running training loss of a run, accumulated on the GPU between log steps.
@@ -56,7 +65,8 @@ export class LossWindow {
   /**
    * @param gpu The GPU of the run.
    * @param label Prefix of the log buffer's label.
-   * @param capacity Loss slots the buffer holds before an early read (default 1024).
+   * @param capacity Loss slots the buffer holds before an early read (default
+   * {@linkcode LOSS_WINDOW_SLOTS}).
    */
   constructor(gpu: Gpu, label: string, capacity: number = LOSS_WINDOW_SLOTS) {
     if (!Number.isSafeInteger(capacity) || capacity < 1) {
@@ -64,6 +74,11 @@ export class LossWindow {
     }
     this.#gpu = gpu;
     this.#log = createTensor(gpu, [capacity], `${label}.train_loss_log`);
+  }
+
+  /** Loss slots the GPU log holds. */
+  get capacity(): number {
+    return this.#log.numel;
   }
 
   /** Steps recorded since the last {@linkcode LossWindow.take}. */
@@ -118,6 +133,37 @@ export class LossWindow {
     this.#sum = 0;
     this.#steps = 0;
     return mean;
+  }
+
+  /**
+   * Like {@linkcode LossWindow.take} without waiting: plans the copy of the log's values into
+   * `into` (submit `op` after the ops that recorded them; no copy when they were all read
+   * early) and starts a fresh window. After `into.read()`, `mean()` is the mean step loss —
+   * the same float64 sum, in the same order, as `take()` computes. `into` needs room for
+   * {@linkcode LossWindow.pendingSlots} values.
+   */
+  takeInto(into: Readback): { op: BufferCopy | null; mean: () => number } {
+    let sum = this.#sum;
+    let read = false;
+    const steps = this.#steps;
+    const used = new Tensor(this.#log.buffer, [this.#cursor], "f32", this.#log.label);
+    const op = into.copy(used, 0, this.#cursor, (values) => {
+      for (const v of values) sum += v;
+      read = true;
+    });
+    this.#cursor = 0;
+    this.#sum = 0;
+    this.#steps = 0;
+    const mean = () => {
+      if (!read) throw new Error("LossWindow.takeInto(): the readback has not been read yet");
+      return steps === 0 ? NaN : sum / steps;
+    };
+    return { op, mean };
+  }
+
+  /** Loss slots recorded on the GPU and not yet read (what `takeInto` copies). */
+  get pendingSlots(): number {
+    return this.#cursor;
   }
 
   /** The window's state for a checkpoint (reads the log back). */

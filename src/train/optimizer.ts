@@ -141,7 +141,14 @@ export class AdamW {
    * √(Σ module norm²) (BST: √(n_encoder² + n_text_head²)).
    */
   async gradNorm(): Promise<{ total: number; modules: Record<string, number> }> {
-    const n = await readTensor(this.model.gpu, this.norms);
+    return this.normsOf(await readTensor(this.model.gpu, this.norms));
+  }
+
+  /**
+   * {@linkcode AdamW.gradNorm} from values of {@linkcode AdamW.norms} read back another way
+   * (e.g. copied into a training step's readback).
+   */
+  normsOf(n: Float32Array): { total: number; modules: Record<string, number> } {
     const modules: Record<string, number> = {};
     let sum = 0;
     this.modules.forEach((name, i) => {

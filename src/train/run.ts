@@ -12,7 +12,8 @@ import { type CheckpointLoadOptions, validateCheckpointTensors } from "./checkpo
 import { loadCheckpoint } from "./checkpoints.ts";
 import { learningRate } from "./lr_schedule.ts";
 import { AdamW } from "./optimizer.ts";
-import { type Op, run } from "../gpu/kernel.ts";
+import { type Op, submit } from "../gpu/kernel.ts";
+import { Readback } from "../gpu/readback.ts";
 import type { Gpu } from "../gpu/device.ts";
 import { readTensor, type Tensor } from "../gpu/tensor.ts";
 import { allreduceTensor, checkReplicas, type Collective, rankMicroBatch } from "./distributed.ts";
@@ -128,28 +129,42 @@ export interface ValMetrics {
 
 /** What one optimizer step reports (the figures only at log steps). */
 export interface StepResult {
-  /**
-   * At a log step: the mean training loss of the steps since the previous log step (the
-   * reference's `train_loss`); otherwise null.
-   */
-  loss: number | null;
   /** The epoch the step's rows come from. */
   epoch: number;
   /** The learning rate of the step. */
   lr: number;
   /**
-   * At a log step: further figures of the reference's log line — `grad_norm` (the step's
-   * unclipped norm, when `optimizer.grad_clip` is set) and, for the BST, `avg_valid_pairs`
-   * and `avg_sampled_pairs` (the pair sampler's running averages per row); otherwise null.
+   * At a log step: reads the step's figures back ({@linkcode StepFigures}); otherwise null.
+   * The step does not wait for them: they are copied into a host-readable buffer within the
+   * step's own submission, and reading them waits for the GPU. Call it after queueing the next
+   * step, so the wait overlaps that step's GPU work; it reads once (later calls return the
+   * same promise). In a data-parallel run every rank must call it, in the same order.
    */
-  logs: Record<string, number> | null;
+  figures: (() => Promise<StepFigures>) | null;
+}
+
+/** The figures of a log step. */
+export interface StepFigures {
+  /**
+   * The mean training loss of the steps since the previous log step (the reference's
+   * `train_loss`).
+   */
+  loss: number;
+  /**
+   * Further figures of the reference's log line — `grad_norm` (the step's unclipped norm,
+   * when `optimizer.grad_clip` is set) and, for the BST, `avg_valid_pairs` and
+   * `avg_sampled_pairs` (the pair sampler's running averages per row, as they were after the
+   * step).
+   */
+  logs: Record<string, number>;
 }
 
 /** What the training loop needs of a model: BST ({@linkcode BstRun}) or GPT (`GptRun`). */
 export interface TrainRun {
   /**
-   * One optimizer step (0-based). GPU figures are read back only when `log` is true: then
-   * the result carries the averaged training loss and the other logged figures.
+   * Queues one optimizer step (0-based) without waiting for the GPU (except to stay at most
+   * {@linkcode STEPS_AHEAD} steps ahead of it). When `log` is true the result can read the
+   * averaged training loss and the other logged figures back.
    */
   step(step: number, log: boolean): Promise<StepResult>;
   /** Validation losses and, for star graphs, path accuracy. */
@@ -339,6 +354,22 @@ export function createAdamW(model: FlatParams, config: Config): Promise<AdamW> {
   });
 }
 
+/**
+ * How many optimizer steps the host may queue ahead of the GPU: after queueing step N it waits
+ * for step N − 2 to finish (a wait that overlaps step N − 1's work, so the GPU never idles on
+ * it), which bounds the memory of queued inputs and how stale a log line can be.
+ */
+export const STEPS_AHEAD = 2;
+
+/**
+ * Values (f32) a validation readback holds (16 MiB) before it is read early: room for the losses
+ * of every batch of most validations, so validation waits once whatever its batch count.
+ */
+export const VAL_READBACK_VALUES = 4 * 1024 * 1024;
+
+/** Readback buffers of log-step figures in use at once (a log step's are read one step later). */
+const LOG_SLOTS = 3;
+
 /** Checkpoint metadata key of the training-loss window ({@linkcode LossWindowState}). */
 export const LOSS_WINDOW_KEY = "train_loss_window";
 
@@ -353,6 +384,11 @@ export abstract class FlatRun<M extends FlatParams> implements TrainRun {
   #zero?: Op[];
   #window?: LossWindow;
   #comm: Collective | null = null;
+  /** Readback slots of log steps, used in turn; `figures` while a slot is not yet read. */
+  #slots?: { readback: Readback; figures: (() => Promise<StepFigures>) | null }[];
+  #nextSlot = 0;
+  /** Completion of the last queued steps, oldest first. */
+  #inflight: Promise<unknown>[] = [];
 
   constructor(
     readonly gpu: Gpu,
@@ -457,10 +493,17 @@ export abstract class FlatRun<M extends FlatParams> implements TrainRun {
   protected restoreMetadata(_metadata: Record<string, string>): void {}
 
   /**
-   * One optimizer step (0-based `step`): zero gradients, each micro-batch's forward and
-   * backward (its loss copied into the loss window), AdamW at the scheduled learning rate.
-   * Only when `log` are figures read back: the mean loss since the last log step, the
-   * gradient norm (when clipping) and {@linkcode FlatRun.extraLogs}.
+   * Queues one optimizer step (0-based `step`): zero gradients, each micro-batch's forward and
+   * backward (its loss copied into the loss window), AdamW at the scheduled learning rate —
+   * one submission per micro-batch, none waited for. Each micro-batch's inputs are written
+   * with `queue.writeBuffer`, which the queue orders after the submissions before it, so they
+   * never overwrite data a queued micro-batch still reads. After queueing, the host waits for
+   * the step {@linkcode STEPS_AHEAD} back to finish (work is queued behind it: no idle GPU).
+   *
+   * At a log step the figures — the loss window's values and the gradient norms (when
+   * clipping) — are copied into a readback buffer within the step's last submission, and the
+   * host-side ones ({@linkcode FlatRun.extraLogs}, data logs) taken now; the result's
+   * `figures()` reads them.
    */
   async step(step: number, log: boolean): Promise<StepResult> {
     const d = this.config.data;
@@ -472,37 +515,81 @@ export abstract class FlatRun<M extends FlatParams> implements TrainRun {
     const window = this.lossWindow;
     const comm = this.#comm;
     const BG = this.microBatch * this.ranks; // rows of a micro-batch over all ranks
+    let figures: StepResult["figures"] = null;
     for (let k = 0; k < accum; k++) {
+      // writes this micro-batch's inputs: after the previous micro-batch's submission
       const micro = await this.microStep(tokens.subarray(k * BG * T, (k + 1) * BG * T), accum);
-      const record = await window.record(micro.loss.slots, micro.loss.count);
-      const last = k === accum - 1;
-      if (last) this.opt.setStep(lr, step + 1);
-      await run(this.gpu, [
+      let ops: Op[] = [
         ...(k === 0 ? this.#zero : []),
         ...micro.ops,
-        record,
-        ...(last && !comm ? this.opt.ops : []),
-      ]);
+        await window.record(micro.loss.slots, micro.loss.count),
+      ];
+      if (k === accum - 1) {
+        if (comm) {
+          submit(this.gpu, ops);
+          // each rank's gradient is its share of the global one: the sum is that gradient
+          // (MPI works on host memory: this reads the gradients back, a wait by necessity)
+          await allreduceTensor(this.gpu, this.model.grads, comm);
+          ops = [];
+        }
+        this.opt.setStep(lr, step + 1);
+        ops.push(...this.opt.ops);
+        window.endStep();
+        if (log) figures = await this.#logFigures(ops);
+      }
+      submit(this.gpu, ops);
     }
-    if (comm) {
-      // each rank's gradient is its share of the global one: the sum is that gradient
-      await allreduceTensor(this.gpu, this.model.grads, comm);
-      await run(this.gpu, this.opt.ops);
-    }
-    window.endStep();
-    if (!log) return { loss: null, epoch, lr, logs: null };
-    // each rank's window holds its share of the loss
-    const [loss] = await this.reduce([await window.take()]);
+    await this.#pace();
+    return { epoch, lr, figures };
+  }
+
+  /**
+   * Appends to `ops` (the step's last submission) the copies of the step's GPU figures into a
+   * readback slot, and returns the reader of the step's figures.
+   */
+  async #logFigures(ops: Op[]): Promise<() => Promise<StepFigures>> {
+    const window = this.lossWindow;
+    const norms = this.config.optimizer.grad_clip !== null ? this.opt.norms : null;
+    this.#slots ??= Array.from({ length: LOG_SLOTS }, (_, i) => ({
+      readback: new Readback(
+        this.gpu,
+        `${this.model.label}.log${i}`,
+        window.capacity + this.opt.norms.numel,
+      ),
+      figures: null,
+    }));
+    const slot = this.#slots[this.#nextSlot];
+    this.#nextSlot = (this.#nextSlot + 1) % LOG_SLOTS;
+    if (slot.figures) await slot.figures(); // read long ago unless nobody asked
+    const rb = slot.readback;
+    const loss = window.takeInto(rb);
+    if (loss.op) ops.push(loss.op);
     const logs: Record<string, number> = {};
-    if (this.config.optimizer.grad_clip !== null) {
-      logs.grad_norm = (await this.opt.gradNorm()).total;
+    if (norms) {
+      const op = rb.copy(norms, 0, norms.numel, (n) => {
+        logs.grad_norm = this.opt.normsOf(n).total;
+      });
+      if (op) ops.push(op);
     }
-    return {
-      loss,
-      epoch,
-      lr,
-      logs: { ...logs, ...this.extraLogs(), ...this.data.train.logs?.() },
-    };
+    // host figures as they are after this step (the next step advances the pair sampler)
+    const host = { ...this.extraLogs(), ...this.data.train.logs?.() };
+    let read: Promise<StepFigures> | undefined;
+    const figures = () =>
+      read ??= (async () => {
+        await rb.read();
+        if (slot.figures === figures) slot.figures = null;
+        // each rank's window holds its share of the loss
+        const [mean] = await this.reduce([loss.mean()]);
+        return { loss: mean, logs: { ...logs, ...host } };
+      })();
+    slot.figures = figures;
+    return figures;
+  }
+
+  /** Waits for the step {@linkcode STEPS_AHEAD} back (the GPU has later steps queued). */
+  async #pace(): Promise<void> {
+    this.#inflight.push(this.gpu.queue.onSubmittedWorkDone());
+    while (this.#inflight.length > STEPS_AHEAD) await this.#inflight.shift();
   }
 
   /**

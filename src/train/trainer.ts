@@ -40,7 +40,7 @@ import { RunManifest } from "./manifest.ts";
 import { MetricsLogger, type MetricsRow } from "./metrics.ts";
 import { checkFinite } from "./nan_guard.ts";
 import { ProgressLine } from "./progress.ts";
-import type { FinalMetrics, TrainData, TrainRun, ValMetrics } from "./run.ts";
+import type { FinalMetrics, StepResult, TrainData, TrainRun, ValMetrics } from "./run.ts";
 
 export * from "./run.ts";
 export * from "./rows.ts";
@@ -144,22 +144,38 @@ export async function train(
       last = await r.validate();
     } else {
       const title = `${ckpt.runName} · ${config.use_bst ? "BST" : "GPT"} · ${config.data.dataset}`;
+      // A log step's figures are read when the next step is queued (so the read overlaps that
+      // step's GPU work), or before anything that needs them first: validation, a checkpoint,
+      // stopping, the end. Then its row is checked, shown and written.
+      let pending: { row: MetricsRow; s: StepResult } | null = null;
+      const readFigures = async (): Promise<MetricsRow | null> => {
+        if (pending === null) return null;
+        const { row, s } = pending;
+        pending = null;
+        const f = await s.figures!();
+        checkFinite(f.loss, "loss", row.step, ckpt.lastWritten);
+        Object.assign(row, { lr: s.lr, train_loss: f.loss, ...f.logs });
+        progress?.update({ step: row.step, epoch: row.epoch, loss: f.loss, lr: s.lr });
+        return row;
+      };
+      const flush = async () => {
+        const row = await readFigures();
+        if (metrics && row) await metrics.log(row);
+      };
       while (step < t.train_batches) {
         const logNow = (step + 1) % t.log_interval === 0 || step + 1 === t.train_batches;
         const s = await r.step(step, logNow);
         step++;
+        await flush(); // the previous step's line, now that this step is queued
         // One metrics row per step that logs or validates, as the reference's log_dict.
         const row: MetricsRow = { step, epoch: s.epoch };
-        if (s.loss !== null) {
-          checkFinite(s.loss, "loss", step, ckpt.lastWritten);
-          Object.assign(row, { lr: s.lr, train_loss: s.loss, ...s.logs });
-          progress?.update({ step, epoch: s.epoch, loss: s.loss, lr: s.lr });
-        }
+        if (s.figures !== null) pending = { row, s };
         const valNow = step % t.val_interval === 0 || step === t.train_batches;
-        const val = valNow ? await r.validate() : null;
-        if (val !== null) await r.checkReplicas?.(step);
-        if (metrics && (s.loss !== null || val !== null)) await metrics.log({ ...row, ...val });
-        if (val !== null) {
+        if (valNow) {
+          await readFigures(); // fills `row`
+          const val = await r.validate();
+          await r.checkReplicas?.(step);
+          if (metrics) await metrics.log({ ...row, ...val });
           last = val;
           if (metrics) await writeCurves(ckpt.runDir, metrics.rows, title);
           progress?.message(`validation at step ${step}: ${JSON.stringify(val)}`);
@@ -168,6 +184,7 @@ export async function train(
           if (lead) await ckpt.saveValidation(step, val.val_loss, c.tensors, c.metadata);
         }
         if (policy.recoveryEvery > 0 && step % policy.recoveryEvery === 0) {
+          await flush();
           const c = await r.checkpoint(step);
           if (lead) await ckpt.saveRecovery(step, c.tensors, c.metadata);
         }
@@ -176,6 +193,7 @@ export async function train(
           ? await anyRank(comm, interrupt?.requested ?? false)
           : interrupt?.requested;
         if (stop) {
+          await flush();
           const c = await r.checkpoint(step);
           if (lead) {
             const saved = await ckpt.saveRecovery(step, c.tensors, c.metadata);
@@ -192,6 +210,7 @@ export async function train(
           Deno.exit(INTERRUPT_EXIT_CODE);
         }
       }
+      await flush(); // (the last step validates, which reads its figures: nothing is left)
     }
   } catch (e) {
     progress?.finish();

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { type AdamWStep, planAdamW, planSumSquares } from "../../src/gpu/adamw.ts";
+import { reductionRuns, REDUCTIONS } from "./_reductions.ts";
 import { getGpu } from "../../src/gpu/device.ts";
 import { run } from "../../src/gpu/kernel.ts";
 import { createTensor, readTensor, uploadTensor, writeTensor } from "../../src/gpu/tensor.ts";
@@ -7,16 +8,19 @@ import { assertClose, randomArray } from "../_util.ts";
 
 const f = Math.fround;
 
-for (const n of [1, 7, 37, 4096, 4097, 70001]) {
-  Deno.test(`planSumSquares() matches float64 at n=${n}`, async () => {
-    const gpu = await getGpu();
-    const x = randomArray(n, n);
-    const norms = uploadTensor(gpu, new Float32Array([5, -1, 7]), [3], `test.sumsq.${n}.norms`);
-    const tx = uploadTensor(gpu, x, [n], `test.sumsq.${n}.x`);
-    await run(gpu, await planSumSquares(gpu, norms, 1, tx));
-    const want = x.reduce((s, v) => s + v * v, 0);
-    assertClose(await readTensor(gpu, norms), [5, want, 7], `sumsq n=${n}`, 1e-6, 1e-5);
-  });
+for (const reduction of REDUCTIONS) {
+  for (const n of [1, 7, 37, 4096, 4097, 70001]) {
+    Deno.test(`planSumSquares() matches float64 at n=${n} [${reduction} reductions]`, async () => {
+      if (!await reductionRuns(reduction)) return;
+      const gpu = await getGpu();
+      const x = randomArray(n, n);
+      const norms = uploadTensor(gpu, new Float32Array([5, -1, 7]), [3], `test.sumsq.${n}.norms`);
+      const tx = uploadTensor(gpu, x, [n], `test.sumsq.${n}.x`);
+      await run(gpu, await planSumSquares(gpu, norms, 1, tx, false, reduction));
+      const want = x.reduce((s, v) => s + v * v, 0);
+      assertClose(await readTensor(gpu, norms), [5, want, 7], `sumsq n=${n}`, 1e-6, 1e-5);
+    });
+  }
 }
 
 Deno.test("planSumSquares() accumulates ranges of a flat buffer into one slot, bit-reproducibly", async () => {

@@ -6,6 +6,8 @@ import {
   planLogSoftmax,
   planWeightedSum,
 } from "../../src/gpu/cross_entropy.ts";
+import type { Reduction } from "../../src/gpu/reduce.ts";
+import { reductionRuns, REDUCTIONS } from "./_reductions.ts";
 import { createTensor, readTensor, uploadTensor } from "../../src/gpu/tensor.ts";
 import { assertClose, randomArray, rng } from "../_util.ts";
 
@@ -61,6 +63,7 @@ async function runCe(
   logits: Float32Array,
   targets: Int32Array,
   weights: Float32Array,
+  reduction?: Reduction,
 ) {
   const gpu = await getGpu();
   const tl = uploadTensor(gpu, logits, [N, V], "test.ce.logits");
@@ -69,8 +72,8 @@ async function runCe(
   const losses = createTensor(gpu, [N], "test.ce.losses");
   const out = createTensor(gpu, [3], "test.ce.loss_out");
   await run(gpu, [
-    ...await planCrossEntropy(gpu, tl, losses, tt, tw),
-    ...await planWeightedSum(gpu, out, 1, losses, tw),
+    ...await planCrossEntropy(gpu, tl, losses, tt, tw, reduction),
+    ...await planWeightedSum(gpu, out, 1, losses, tw, reduction),
   ]);
   return {
     grad: await readTensor(gpu, tl),
@@ -79,28 +82,31 @@ async function runCe(
   };
 }
 
-for (const V of [1, 7, 23, 1000]) {
-  for (const N of [1, 5, 37]) {
-    Deno.test(`planCrossEntropy() and planWeightedSum() match float64 at N=${N} V=${V}`, async () => {
-      const { logits, targets, weights } = makeCase(N, V, 100 * V + N);
-      const got = await runCe(N, V, logits, targets, weights);
-      const ref = crossEntropyCpu(logits, targets, weights, V);
-      assertClose(got.losses, ref.losses, `losses N=${N} V=${V}`, 1e-5, 1e-5);
-      assertClose(got.grad, ref.grad, `dlogits N=${N} V=${V}`, 1e-6, 1e-4);
-      assertClose(
-        [got.out[0], got.out[1], got.out[2]],
-        [0, ref.total, 0],
-        "weighted sum",
-        1e-5,
-        1e-5,
-      );
-      for (let n = 0; n < N; n++) {
-        if (targets[n] !== IGNORE_INDEX) continue;
-        for (let v = 0; v < V; v++) {
-          if (got.grad[n * V + v] !== 0) throw new Error(`ignored row ${n} has a gradient`);
+for (const reduction of REDUCTIONS) {
+  for (const V of [1, 7, 23, 1000]) {
+    for (const N of [1, 5, 37]) {
+      Deno.test(`planCrossEntropy() and planWeightedSum() match float64 at N=${N} V=${V} [${reduction} reductions]`, async () => {
+        if (!await reductionRuns(reduction)) return;
+        const { logits, targets, weights } = makeCase(N, V, 100 * V + N);
+        const got = await runCe(N, V, logits, targets, weights, reduction);
+        const ref = crossEntropyCpu(logits, targets, weights, V);
+        assertClose(got.losses, ref.losses, `losses N=${N} V=${V}`, 1e-5, 1e-5);
+        assertClose(got.grad, ref.grad, `dlogits N=${N} V=${V}`, 1e-6, 1e-4);
+        assertClose(
+          [got.out[0], got.out[1], got.out[2]],
+          [0, ref.total, 0],
+          "weighted sum",
+          1e-5,
+          1e-5,
+        );
+        for (let n = 0; n < N; n++) {
+          if (targets[n] !== IGNORE_INDEX) continue;
+          for (let v = 0; v < V; v++) {
+            if (got.grad[n * V + v] !== 0) throw new Error(`ignored row ${n} has a gradient`);
+          }
         }
-      }
-    });
+      });
+    }
   }
 }
 
@@ -170,15 +176,18 @@ Deno.test("planWeightedSum() writes 0 for N=0", async () => {
   assertClose(await readTensor(gpu, out), [0], "empty weighted sum", 0, 0);
 });
 
-for (const [N, V] of [[1, 1], [5, 7], [37, 1000]]) {
-  Deno.test(`planLogSoftmax() matches float64 at N=${N} V=${V}`, async () => {
-    const gpu = await getGpu();
-    const x = randomArray(N * V, N + V, -6, 6);
-    const tx = uploadTensor(gpu, x, [N, V], "test.lsm.x");
-    const ty = createTensor(gpu, [N, V], "test.lsm.y");
-    await run(gpu, await planLogSoftmax(gpu, ty, tx));
-    const want = new Float64Array(N * V);
-    for (let n = 0; n < N; n++) want.set(logSoftmaxRow(x, n, V), n * V);
-    assertClose(await readTensor(gpu, ty), want, `log_softmax N=${N} V=${V}`, 1e-5, 1e-5);
-  });
+for (const reduction of REDUCTIONS) {
+  for (const [N, V] of [[1, 1], [5, 7], [37, 1000]]) {
+    Deno.test(`planLogSoftmax() matches float64 at N=${N} V=${V} [${reduction} reductions]`, async () => {
+      if (!await reductionRuns(reduction)) return;
+      const gpu = await getGpu();
+      const x = randomArray(N * V, N + V, -6, 6);
+      const tx = uploadTensor(gpu, x, [N, V], "test.lsm.x");
+      const ty = createTensor(gpu, [N, V], "test.lsm.y");
+      await run(gpu, await planLogSoftmax(gpu, ty, tx, reduction));
+      const want = new Float64Array(N * V);
+      for (let n = 0; n < N; n++) want.set(logSoftmaxRow(x, n, V), n * V);
+      assertClose(await readTensor(gpu, ty), want, `log_softmax N=${N} V=${V}`, 1e-5, 1e-5);
+    });
+  }
 }

@@ -3,7 +3,9 @@ import { getGpu } from "../../src/gpu/device.ts";
 import { run } from "../../src/gpu/kernel.ts";
 import { NORM_EPS, type NormKind, planNormBackward, planNormForward } from "../../src/gpu/norm.ts";
 import { createTensor, readTensor, uploadTensor } from "../../src/gpu/tensor.ts";
+import type { Reduction } from "../../src/gpu/reduce.ts";
 import { assertClose, randomArray } from "../_util.ts";
+import { reductionRuns, REDUCTIONS } from "./_reductions.ts";
 
 /** float64 reference forward: y (N, C) and stats (N, 2) = [mean, rstd]. */
 function normRef(
@@ -92,7 +94,14 @@ function dot(a: ArrayLike<number>, b: ArrayLike<number>): number {
 }
 
 /** Sets up tensors, runs forward then backward (accumulating into non-zero dx, dw, db). */
-async function runNorm(kind: NormKind, N: number, C: number, seed: number, accumulate: boolean) {
+async function runNorm(
+  kind: NormKind,
+  N: number,
+  C: number,
+  seed: number,
+  accumulate: boolean,
+  reduction?: Reduction,
+) {
   const gpu = await getGpu();
   const x = randomArray(N * C, seed, -2, 2);
   const w = randomArray(C, seed + 1, 0.5, 1.5);
@@ -114,8 +123,8 @@ async function runNorm(kind: NormKind, N: number, C: number, seed: number, accum
     dw: uploadTensor(gpu, dw0, [C], `${label}.dw`),
     db: kind === "layer" ? uploadTensor(gpu, db0, [C], `${label}.db`) : undefined,
   };
-  const fwd = await planNormForward(gpu, kind, t);
-  const bwd = await planNormBackward(gpu, kind, { ...t, accumulate });
+  const fwd = await planNormForward(gpu, kind, t, reduction);
+  const bwd = await planNormBackward(gpu, kind, { ...t, accumulate }, reduction);
   await run(gpu, [fwd, ...bwd]);
   return {
     x,
@@ -135,28 +144,31 @@ async function runNorm(kind: NormKind, N: number, C: number, seed: number, accum
 
 const SIZES: [number, number][] = [[1, 1], [7, 7], [37, 37], [129, 130], [600, 37], [3, 1536]];
 
-for (const kind of ["rms", "layer"] as const) {
-  for (const [N, C] of SIZES) {
-    for (const accumulate of [false, true]) {
-      const name = kind === "rms" ? "RMSNorm" : "LayerNorm";
-      Deno.test(
-        `planNormForward()/planNormBackward() ${name} match float64 at N=${N}, C=${C}` +
-          (accumulate ? " (dx +=)" : ""),
-        async () => {
-          const r = await runNorm(kind, N, C, 10 * N + C, accumulate);
-          const ref = normRef(kind, r.x, r.w, kind === "layer" ? r.b : null, N, C);
-          const tag = `${kind} N=${N} C=${C}`;
-          assertClose(r.y, ref.y, `${tag} y`, 2e-5, 1e-4);
-          assertClose(r.stats, ref.stats, `${tag} stats`, 1e-5, 1e-4);
-          const g = normBackwardRef(kind, r.x, r.w, r.dy, N, C);
-          const dx = g.dx.map((v, i) => v + r.dx0[i]);
-          assertClose(r.dx, dx, `${tag} dx`, 5e-5, 1e-3);
-          assertClose(r.dw, g.dw.map((v, i) => v + r.dw0[i]), `${tag} dw`, 1e-4, 1e-4);
-          if (kind === "layer") {
-            assertClose(r.db!, g.db.map((v, i) => v + r.db0[i]), `${tag} db`, 1e-4, 1e-4);
-          }
-        },
-      );
+for (const reduction of REDUCTIONS) {
+  for (const kind of ["rms", "layer"] as const) {
+    for (const [N, C] of SIZES) {
+      for (const accumulate of [false, true]) {
+        const name = kind === "rms" ? "RMSNorm" : "LayerNorm";
+        Deno.test(
+          `planNormForward()/planNormBackward() ${name} match float64 at N=${N}, C=${C}` +
+            (accumulate ? " (dx +=)" : "") + ` [${reduction} reductions]`,
+          async () => {
+            if (!await reductionRuns(reduction)) return;
+            const r = await runNorm(kind, N, C, 10 * N + C, accumulate, reduction);
+            const ref = normRef(kind, r.x, r.w, kind === "layer" ? r.b : null, N, C);
+            const tag = `${kind} N=${N} C=${C}`;
+            assertClose(r.y, ref.y, `${tag} y`, 2e-5, 1e-4);
+            assertClose(r.stats, ref.stats, `${tag} stats`, 1e-5, 1e-4);
+            const g = normBackwardRef(kind, r.x, r.w, r.dy, N, C);
+            const dx = g.dx.map((v, i) => v + r.dx0[i]);
+            assertClose(r.dx, dx, `${tag} dx`, 5e-5, 1e-3);
+            assertClose(r.dw, g.dw.map((v, i) => v + r.dw0[i]), `${tag} dw`, 1e-4, 1e-4);
+            if (kind === "layer") {
+              assertClose(r.db!, g.db.map((v, i) => v + r.db0[i]), `${tag} db`, 1e-4, 1e-4);
+            }
+          },
+        );
+      }
     }
   }
 }

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { getGpu } from "../../src/gpu/device.ts";
-import { run } from "../../src/gpu/kernel.ts";
+import { run, submit } from "../../src/gpu/kernel.ts";
+import { Readback } from "../../src/gpu/readback.ts";
 import { createTensor, writeTensor } from "../../src/gpu/tensor.ts";
 import { LossWindow } from "../../src/train/loss_window.ts";
 
@@ -67,4 +68,23 @@ Deno.test("LossWindow.state() and restore() continue a window across a checkpoin
   await feed(resumed, 2, 5);
   assert.equal(await resumed.take(), await whole.take());
   assert.throws(() => resumed.restore({ sum: 1, steps: -1 }), /must be \{sum, steps\}/);
+});
+
+Deno.test("LossWindow.takeInto() gives take()'s figure once its readback is read, early reads included", async () => {
+  const gpu = await getGpu();
+  const small = new LossWindow(gpu, "test.small", 3); // reads early: part of the sum is on the host
+  const roomy = new LossWindow(gpu, "test.roomy");
+  const reference = new LossWindow(gpu, "test.reference");
+  for (const w of [small, roomy, reference]) await feed(w, 0, 5);
+  const rb = new Readback(gpu, "test.window", 16);
+  const a = small.takeInto(rb);
+  const b = roomy.takeInto(rb);
+  assert.equal(small.steps, 0);
+  assert.throws(() => a.mean(), /has not been read yet/);
+  submit(gpu, [a.op, b.op].filter((op) => op !== null));
+  await rb.read();
+  const want = await reference.take();
+  assert.equal(a.mean(), want);
+  assert.equal(b.mean(), want);
+  rb.destroy();
 });
