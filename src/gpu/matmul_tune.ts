@@ -23,6 +23,12 @@ import type { MatmulVariant } from "./matmul_wgsl.ts";
 /** The three Linear patterns: forward `x·Wᵀ`, input gradient `dy·W`, weight gradient `dyᵀ·x`. */
 export type MatmulPattern = "forward" | "backward_input" | "backward_weight";
 
+/**
+ * Precision of a matmul's products: `"f32"`, or `"f16"` (f16 inputs, f16 sums of 8 products,
+ * f32 totals; see `matmul_wgsl.ts`). The two are tuned separately.
+ */
+export type MatmulPrecision = "f32" | "f16";
+
 /** Variants the tuner tries, by name (`variantName()` of `matmul_wgsl.ts`). */
 export const MATMUL_CANDIDATES: Readonly<Record<string, MatmulVariant>> = Object.freeze({
   // 128 x 128 tiles, 8 x 8 outputs per invocation: the large-GPU kernel (31.8 TFLOP/s on an
@@ -35,6 +41,10 @@ export const MATMUL_CANDIDATES: Readonly<Record<string, MatmulVariant>> = Object
   "64x64_t8x8_k16": { wgX: 8, wgY: 8, tm: 8, tn: 8, bk: 16 },
   // 32 x 32 tiles: small products (few output tiles).
   "32x32_t4x4_k16": { wgX: 8, wgY: 8, tm: 4, tn: 4, bk: 16 },
+  // Longer reduction tiles: with f16 tiles (2 bytes per element) 128 x 128 x 32 fits 16 KiB of
+  // workgroup memory; in f32 the k16 one just fits and the k32 one needs a 32 KiB limit.
+  "128x128_t8x8_k16": { wgX: 16, wgY: 16, tm: 8, tn: 8, bk: 16 },
+  "128x128_t8x8_k32": { wgX: 16, wgY: 16, tm: 8, tn: 8, bk: 32 },
   // 16 x 16 outputs per invocation: too many registers for a GPU, but on a CPU adapter
   // (lavapipe) the per-k loads from workgroup memory dominate, and this tile needs the fewest
   // per multiply-add.
@@ -68,9 +78,18 @@ export const MATMUL_TABLE: readonly MatmulTableEntry[] = Object.freeze([
   },
 ]);
 
-/** The cache and table key of a product: `"<pattern>:<I>x<J>x<R>"`. */
-export function matmulTuneKey(pattern: MatmulPattern, I: number, J: number, R: number): string {
-  return `${pattern}:${I}x${J}x${R}`;
+/**
+ * The cache and table key of a product: `"<pattern>:<I>x<J>x<R>"` for f32, with `":f16"`
+ * appended for the f16 flavour (so f16 and f32 choices are kept apart).
+ */
+export function matmulTuneKey(
+  pattern: MatmulPattern,
+  I: number,
+  J: number,
+  R: number,
+  precision: MatmulPrecision = "f32",
+): string {
+  return `${pattern}:${I}x${J}x${R}${precision === "f16" ? ":f16" : ""}`;
 }
 
 /** Options of {@linkcode MatmulTuner}. */
