@@ -45,6 +45,10 @@ export const MATMUL_CANDIDATES: Readonly<Record<string, MatmulVariant>> = Object
   // workgroup memory; in f32 the k16 one just fits and the k32 one needs a 32 KiB limit.
   "128x128_t8x8_k16": { wgX: 16, wgY: 16, tm: 8, tn: 8, bk: 16 },
   "128x128_t8x8_k32": { wgX: 16, wgY: 16, tm: 8, tn: 8, bk: 32 },
+  // Register prefetch: the next tile's global loads overlap this tile's products.
+  "128x128_t8x8_k8_p": { wgX: 16, wgY: 16, tm: 8, tn: 8, bk: 8, prefetch: true },
+  "128x128_t8x8_k16_p": { wgX: 16, wgY: 16, tm: 8, tn: 8, bk: 16, prefetch: true },
+  "64x64_t8x8_k16_p": { wgX: 8, wgY: 8, tm: 8, tn: 8, bk: 16, prefetch: true },
   // 16 x 16 outputs per invocation: too many registers for a GPU, but on a CPU adapter
   // (lavapipe) the per-k loads from workgroup memory dominate, and this tile needs the fewest
   // per multiply-add.

@@ -53,6 +53,12 @@ export interface MatmulVariant {
   tn: number;
   /** Reduction length per workgroup-memory tile: a multiple of 4, at most 32. */
   bk: number;
+  /**
+   * Register prefetch (double buffering through registers): the next tile's global loads are
+   * issued before the current tile's products, so their latency overlaps the arithmetic.
+   * Default false: load, stage, then compute.
+   */
+  prefetch?: boolean;
 }
 
 /** Storage orders and vector widths of one generated kernel. */
@@ -91,7 +97,7 @@ export function variantCols(v: MatmulVariant): number {
 
 /** A short stable name such as `"128x128_t8x8_k8"` (tile rows x cols, per invocation, BK). */
 export function variantName(v: MatmulVariant): string {
-  return `${variantRows(v)}x${variantCols(v)}_t${v.tm}x${v.tn}_k${v.bk}`;
+  return `${variantRows(v)}x${variantCols(v)}_t${v.tm}x${v.tn}_k${v.bk}${v.prefetch ? "_p" : ""}`;
 }
 
 /**
@@ -239,10 +245,24 @@ export function matmulWgsl(v: MatmulVariant, layout: MatmulLayout): string {
   for (const t of range(tm)) {
     emit(`  ${range(c4).map((c) => `var acc_${t}_${c} = vec4<f32>(0.0);`).join(" ")}`);
   }
+  const loadA = tileLoad("A", BM, bk, NT, aTrans, vecA, f16);
+  const loadB = tileLoad("B", BN, bk, NT, !bTrans, vecB, f16);
+  for (const d of [...loadA.decls, ...loadB.decls]) emit(`  ${d}`);
+  if (v.prefetch) {
+    // The first tile's loads; each iteration stages the registers, then loads the next tile
+    // while the products of this one run.
+    for (const l of [...loadA.fetch("r_begin"), ...loadB.fetch("r_begin")]) emit(`  ${l}`);
+  }
   emit(`  for (var r0 = r_begin; r0 < r_end; r0 += ${bk}u) {`);
-  emitLoadA(emit, BM, BM4, bk, NT, aTrans, vecA, f16);
-  emitLoadB(emit, BN, BN4, bk, NT, bTrans, vecB, f16);
+  if (!v.prefetch) {
+    for (const l of [...loadA.fetch("r0"), ...loadB.fetch("r0")]) emit(`    ${l}`);
+  }
+  for (const l of [...loadA.stash, ...loadB.stash]) emit(`    ${l}`);
   emit(`    workgroupBarrier();`);
+  if (v.prefetch) {
+    emit(`    let r_next = r0 + ${bk}u;`);
+    for (const l of [...loadA.fetch("r_next"), ...loadB.fetch("r_next")]) emit(`    ${l}`);
+  }
   if (f16) {
     emitF16Products(emit, v);
   } else {
@@ -350,128 +370,118 @@ function tileVec(expr: string, f16: boolean): string {
   return f16 ? `vec4<f16>(${expr})` : expr;
 }
 
-/** Emits the loop that stages A's BM x BK tile in workgroup memory (transposed: k-major). */
-function emitLoadA(
-  emit: Emit,
-  BM: number,
-  BM4: number,
-  bk: number,
-  NT: number,
-  aTrans: boolean,
-  vec: boolean,
-  f16: boolean,
-): void {
-  const bk4 = bk / 4;
-  if (vec && aTrans) {
-    // A(i..i+3, r) is one vec4 of a (R, I / 4): straight copy. Needs I % 4 == 0.
-    emit(`    for (var e = li; e < ${bk * BM4}u; e += ${NT}u) {`);
-    emit(`      let k = e / ${BM4}u;`);
-    emit(`      let i4 = e % ${BM4}u;`);
-    emit(`      let i = i0 + i4 * 4u;`);
-    emit(`      let r = r0 + k;`);
-    emit(`      var v = vec4<f32>(0.0);`);
-    emit(`      if (i < p.I && r < r_end) { v = a[(r * p.I + i) / 4u]; }`);
-    emit(`      As[k * ${BM4}u + i4] = ${tileVec("v", f16)};`);
-    emit(`    }`);
-  } else if (vec) {
-    // A(i, r..r+3) is one vec4 of a (I, R / 4); 4 rows x 4 r are transposed in registers.
-    emit(`    for (var e = li; e < ${BM4 * bk4}u; e += ${NT}u) {`);
-    emit(`      let i4 = e / ${bk4}u;`);
-    emit(`      let k4 = e % ${bk4}u;`);
-    emit(`      let r = r0 + k4 * 4u;`);
-    emit(`      let ok = r < r_end;`);
-    for (const m of range(4)) {
-      emit(`      var v${m} = vec4<f32>(0.0);`);
-      emit(
-        `      if (ok && i0 + i4 * 4u + ${m}u < p.I) { ` +
-          `v${m} = a[((i0 + i4 * 4u + ${m}u) * p.R + r) / 4u]; }`,
-      );
-    }
-    for (const m of range(4)) {
-      const l = LANES[m];
-      const row = `vec4<f32>(v0.${l}, v1.${l}, v2.${l}, v3.${l})`;
-      emit(`      As[(k4 * 4u + ${m}u) * ${BM4}u + i4] = ${tileVec(row, f16)};`);
-    }
-    emit(`    }`);
-  } else {
-    emit(`    for (var e = li; e < ${BM * bk}u; e += ${NT}u) {`);
-    if (aTrans) {
-      emit(`      let k = e / ${BM}u;`);
-      emit(`      let i = e % ${BM}u;`);
-    } else {
-      emit(`      let i = e / ${bk}u;`);
-      emit(`      let k = e % ${bk}u;`);
-    }
-    emit(`      var v = 0.0;`);
-    emit(
-      `      if (i0 + i < p.I && r0 + k < r_end) { v = a[${
-        aTrans ? "(r0 + k) * p.I + i0 + i" : "(i0 + i) * p.R + r0 + k"
-      }]; }`,
-    );
-    emit(`      As[k * ${BM4}u + i / 4u][i % 4u] = ${f16 ? "f16(v)" : "v"};`);
-    emit(`    }`);
-  }
+/** Global-to-register loads of one operand tile and their staging in workgroup memory. */
+interface TileLoad {
+  /** Declarations of the registers (function scope). */
+  decls: string[];
+  /** Loads of the tile starting at reduction index `r` (an expression) into the registers. */
+  fetch: (r: string) => string[];
+  /** Stores of the registers into the workgroup tile. */
+  stash: string[];
 }
 
-/** Emits the loop that stages B's BK x BN tile in workgroup memory (k-major). */
-function emitLoadB(
-  emit: Emit,
-  BN: number,
-  BN4: number,
+/**
+ * Plans the loads of one operand's BM x BK tile (A: rows i, or B: columns j — the same code
+ * with the roles of the names swapped) and its staging in workgroup memory, k-major
+ * (`S[k * BM4 + i / 4][i % 4]` = element (i, r0 + k)). The tile's E load elements are spread
+ * over the NT invocations in a constant number of slots (element li + s·NT in slot s), so the
+ * registers holding them are named variables: `<x><slot>_<m>` (x = "pa" or "pb").
+ *
+ * `kMajor` says the operand is stored with the reduction index major, i.e. element (i, r) at
+ * `r * I + i` (A with `aTrans`, B without `bTrans`): a vec4 then holds 4 consecutive i and is
+ * copied straight. Otherwise a vec4 holds 4 consecutive r: 4 of them (4 i) are transposed in
+ * registers. Out-of-range elements load as zeros; `f16` rounds on staging.
+ */
+function tileLoad(
+  which: "A" | "B",
+  BM: number,
   bk: number,
   NT: number,
-  bTrans: boolean,
+  kMajor: boolean,
   vec: boolean,
   f16: boolean,
-): void {
+): TileLoad {
+  const [src, tile, I, i0, x] = which === "A"
+    ? ["a", "As", "p.I", "i0", "pa"]
+    : ["b", "Bs", "p.J", "j0", "pb"];
+  const BM4 = BM / 4;
   const bk4 = bk / 4;
-  if (vec && !bTrans) {
-    // B(r, j..j+3) is one vec4 of b (R, J / 4): straight copy. Needs J % 4 == 0.
-    emit(`    for (var e = li; e < ${bk * BN4}u; e += ${NT}u) {`);
-    emit(`      let k = e / ${BN4}u;`);
-    emit(`      let j4 = e % ${BN4}u;`);
-    emit(`      let j = j0 + j4 * 4u;`);
-    emit(`      let r = r0 + k;`);
-    emit(`      var v = vec4<f32>(0.0);`);
-    emit(`      if (j < p.J && r < r_end) { v = b[(r * p.J + j) / 4u]; }`);
-    emit(`      Bs[k * ${BN4}u + j4] = ${tileVec("v", f16)};`);
-    emit(`    }`);
-  } else if (vec) {
-    // B(r..r+3, j) is one vec4 of b (J, R / 4); 4 columns x 4 r are transposed in registers.
-    emit(`    for (var e = li; e < ${BN4 * bk4}u; e += ${NT}u) {`);
-    emit(`      let j4 = e / ${bk4}u;`);
-    emit(`      let k4 = e % ${bk4}u;`);
-    emit(`      let r = r0 + k4 * 4u;`);
-    emit(`      let ok = r < r_end;`);
-    for (const m of range(4)) {
-      emit(`      var v${m} = vec4<f32>(0.0);`);
-      emit(
-        `      if (ok && j0 + j4 * 4u + ${m}u < p.J) { ` +
-          `v${m} = b[((j0 + j4 * 4u + ${m}u) * p.R + r) / 4u]; }`,
+  const mode = vec ? (kMajor ? "straight" : "transpose") : "scalar";
+  const E = mode === "straight" ? bk * BM4 : mode === "transpose" ? BM4 * bk4 : BM * bk;
+  const slots = Math.ceil(E / NT);
+  const perSlot = mode === "transpose" ? 4 : 1;
+  const type = mode === "scalar" ? "f32" : "vec4<f32>";
+  const zero = mode === "scalar" ? "0.0" : "vec4<f32>(0.0)";
+  const reg = (s: number, m: number) => `${x}${s}_${m}`;
+  const decls = range(slots).flatMap((s) =>
+    range(perSlot).map((m) => `var ${reg(s, m)}: ${type} = ${zero};`)
+  );
+  // Element e = li + s * NT exists when e < E; the guard is dropped when every slot is full.
+  const guard = (s: number) => (s + 1) * NT <= E ? "true" : `li + ${s * NT}u < ${E}u`;
+  const coords = (s: number): string[] => {
+    const e = `(li + ${s * NT}u)`;
+    if (mode === "straight") return [`let k = ${e} / ${BM4}u;`, `let i4 = ${e} % ${BM4}u;`];
+    if (mode === "transpose") return [`let i4 = ${e} / ${bk4}u;`, `let k4 = ${e} % ${bk4}u;`];
+    return kMajor
+      ? [`let k = ${e} / ${BM}u;`, `let i = ${e} % ${BM}u;`]
+      : [`let i = ${e} / ${bk}u;`, `let k = ${e} % ${bk}u;`];
+  };
+  const fetch = (r: string): string[] => {
+    const out: string[] = [];
+    for (const s of range(slots)) {
+      out.push(`{`);
+      for (const c of coords(s)) out.push(`  ${c}`);
+      if (mode === "straight") {
+        out.push(`  let i = ${i0} + i4 * 4u;`);
+        out.push(`  let rr = ${r} + k;`);
+        out.push(`  ${reg(s, 0)} = vec4<f32>(0.0);`);
+        out.push(
+          `  if (${guard(s)} && i < ${I} && rr < r_end) { ${reg(s, 0)} = ` +
+            `${src}[(rr * ${I} + i) / 4u]; }`,
+        );
+      } else if (mode === "transpose") {
+        out.push(`  let rr = ${r} + k4 * 4u;`);
+        out.push(`  let ok = ${guard(s)} && rr < r_end;`);
+        for (const m of range(4)) {
+          out.push(`  ${reg(s, m)} = vec4<f32>(0.0);`);
+          out.push(
+            `  if (ok && ${i0} + i4 * 4u + ${m}u < ${I}) { ${reg(s, m)} = ` +
+              `${src}[((${i0} + i4 * 4u + ${m}u) * p.R + rr) / 4u]; }`,
+          );
+        }
+      } else {
+        const at = kMajor ? `(${r} + k) * ${I} + ${i0} + i` : `(${i0} + i) * p.R + ${r} + k`;
+        out.push(`  ${reg(s, 0)} = 0.0;`);
+        out.push(
+          `  if (${guard(s)} && ${i0} + i < ${I} && ${r} + k < r_end) { ${reg(s, 0)} = ` +
+            `${src}[${at}]; }`,
+        );
+      }
+      out.push(`}`);
+    }
+    return out;
+  };
+  const stash: string[] = [];
+  for (const s of range(slots)) {
+    const g = guard(s);
+    stash.push(g === "true" ? `{` : `if (${g}) {`);
+    for (const c of coords(s)) stash.push(`  ${c}`);
+    if (mode === "straight") {
+      stash.push(`  ${tile}[k * ${BM4}u + i4] = ${tileVec(reg(s, 0), f16)};`);
+    } else if (mode === "transpose") {
+      for (const m of range(4)) {
+        const l = LANES[m];
+        const row = range(4).map((q) => `${reg(s, q)}.${l}`).join(", ");
+        stash.push(
+          `  ${tile}[(k4 * 4u + ${m}u) * ${BM4}u + i4] = ${tileVec(`vec4<f32>(${row})`, f16)};`,
+        );
+      }
+    } else {
+      stash.push(
+        `  ${tile}[k * ${BM4}u + i / 4u][i % 4u] = ${f16 ? `f16(${reg(s, 0)})` : reg(s, 0)};`,
       );
     }
-    for (const m of range(4)) {
-      const l = LANES[m];
-      const col = `vec4<f32>(v0.${l}, v1.${l}, v2.${l}, v3.${l})`;
-      emit(`      Bs[(k4 * 4u + ${m}u) * ${BN4}u + j4] = ${tileVec(col, f16)};`);
-    }
-    emit(`    }`);
-  } else {
-    emit(`    for (var e = li; e < ${BN * bk}u; e += ${NT}u) {`);
-    if (bTrans) {
-      emit(`      let j = e / ${bk}u;`);
-      emit(`      let k = e % ${bk}u;`);
-    } else {
-      emit(`      let k = e / ${BN}u;`);
-      emit(`      let j = e % ${BN}u;`);
-    }
-    emit(`      var v = 0.0;`);
-    emit(
-      `      if (j0 + j < p.J && r0 + k < r_end) { v = b[${
-        bTrans ? "(j0 + j) * p.R + r0 + k" : "(r0 + k) * p.J + j0 + j"
-      }]; }`,
-    );
-    emit(`      Bs[k * ${BN4}u + j / 4u][j % 4u] = ${f16 ? "f16(v)" : "v"};`);
-    emit(`    }`);
+    stash.push(`}`);
   }
+  return { decls, fetch, stash };
 }
