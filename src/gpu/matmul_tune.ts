@@ -3,13 +3,17 @@
  *
  * Order of lookup for a (pattern, I, J, R) product on an adapter:
  * 1. what this process already chose;
- * 2. the checked-in table {@linkcode MATMUL_TABLE} for adapters already measured (matched by
- *    adapter name);
- * 3. the on-disk cache `matmul_tune_<adapter>.json` in a cache directory, when one is given
+ * 2. the on-disk cache `matmul_tune_<adapter>.json` in a cache directory, when one is given
  *    (for the process-wide tuner: the `BST_CACHE_DIR` environment variable, used only when
- *    reading it and writing there are already permitted — never prompts);
+ *    reading it and writing there are already permitted — never prompts): choices timed on this
+ *    very machine win over checked-in ones;
+ * 3. the checked-in table {@linkcode MATMUL_TABLE} for adapters already measured (matched by
+ *    adapter name): its choice for the shape, else its default;
  * 4. otherwise each candidate of {@linkcode MATMUL_CANDIDATES} is timed once on the GPU and the
  *    fastest is kept (and written to the cache file atomically when there is a cache).
+ *
+ * With `retune` (`deno task bench --retune`) steps 2 and 3 are skipped: every shape is timed
+ * anew and the cache rewritten, e.g. to try new candidates on an adapter the table lists.
  *
  * Which variant runs never changes the numbers: every variant sums each output over r in
  * increasing order with one fused multiply-add per term, and the split-K of the weight gradient
@@ -80,6 +84,37 @@ export const MATMUL_TABLE: readonly MatmulTableEntry[] = Object.freeze([
     measured: "Mesa lavapipe, LLVM 15.0.6, 256-bit vectors, 2 cores (2026-11-27)",
     default: "128x128_t16x16_k8",
   },
+  {
+    adapter: "^NVIDIA H200",
+    // Tuned at first use by `deno task bench --profile paper --batch 256` (GPU timestamps, one
+    // sample of each candidate per shape): the paper step's products. The default is the
+    // variant the tuner picked most often over all shapes it saw.
+    measured: "NVIDIA H200 over Vulkan, Deno 2.9.6 (2026-11-27)",
+    default: "64x64_t8x8_k16",
+    shapes: {
+      "forward:17664x2304x768": "64x64_t8x8_k16",
+      "backward_weight:2304x768x17664": "64x64_t4x4_k16",
+      "backward_input:17664x768x2304": "128x128_t8x8_k8",
+      "forward:17664x768x768": "64x64_t8x8_k16",
+      "backward_weight:768x768x17664": "64x64_t4x4_k16",
+      "backward_input:17664x768x768": "64x64_t8x8_k16",
+      "forward:17664x4096x768": "64x64_t8x8_k16",
+      "backward_weight:4096x768x17664": "128x64_t8x4_k8",
+      "backward_input:17664x768x4096": "64x64_t4x4_k16",
+      "forward:17664x768x2048": "64x64_t8x8_k16",
+      "backward_weight:768x2048x17664": "64x64_t4x4_k16",
+      "backward_input:17664x2048x768": "128x128_t8x8_k8",
+      "forward:3584x8192x1536": "64x64_t8x8_k16",
+      "backward_weight:8192x1536x3584": "128x128_t8x8_k8",
+      "backward_input:3584x1536x8192": "64x64_t8x8_k16",
+      "forward:3584x1536x4096": "64x64_t8x8_k16",
+      "backward_weight:1536x4096x3584": "128x64_t8x4_k8",
+      "backward_input:3584x4096x1536": "64x64_t8x8_k16",
+      "forward:7168x56x768": "32x32_t4x4_k16",
+      "backward_weight:56x768x7168": "64x64_t4x4_k16",
+      "backward_input:7168x768x56": "128x64_t8x4_k8",
+    },
+  },
 ]);
 
 /**
@@ -106,6 +141,8 @@ export interface MatmulTunerOptions {
   table?: readonly MatmulTableEntry[];
   /** Candidates to time; default {@linkcode MATMUL_CANDIDATES}. */
   candidates?: Readonly<Record<string, MatmulVariant>>;
+  /** Ignore the cache and the table: time every shape at first use (and rewrite the cache). */
+  retune?: boolean;
 }
 
 /** How a choice was made. */
@@ -130,6 +167,7 @@ export class MatmulTuner {
   readonly cacheDir?: string;
   readonly candidates: Readonly<Record<string, MatmulVariant>>;
   readonly #entry?: MatmulTableEntry;
+  readonly #retune: boolean;
   readonly #chosen = new Map<string, string>();
   readonly #seen = new Map<string, string>();
   #disk?: Record<string, string>;
@@ -138,6 +176,7 @@ export class MatmulTuner {
     this.adapter = options.adapter;
     this.cacheDir = options.cacheDir;
     this.candidates = options.candidates ?? MATMUL_CANDIDATES;
+    this.#retune = options.retune ?? false;
     this.#entry = (options.table ?? MATMUL_TABLE).find((e) =>
       new RegExp(e.adapter).test(options.adapter)
     );
@@ -190,9 +229,10 @@ export class MatmulTuner {
       const variant = name === undefined ? undefined : this.candidates[name];
       return variant ? { variant, name: name!, source } : undefined;
     };
-    return pick(this.#chosen.get(key), "memory") ??
-      pick(this.#entry?.shapes?.[key] ?? this.#entry?.default, "table") ??
-      pick(this.#load()[key], "cache");
+    const chosen = pick(this.#chosen.get(key), "memory");
+    if (chosen || this.#retune) return chosen;
+    return pick(this.#load()[key], "cache") ??
+      pick(this.#entry?.shapes?.[key] ?? this.#entry?.default, "table");
   }
 
   #load(): Record<string, string> {
