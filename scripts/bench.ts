@@ -37,7 +37,9 @@ import {
   planLinearBackwardInput,
   planLinearBackwardWeight,
   planLinearForward,
+  setMatmulTuner,
 } from "../src/gpu/matmul.ts";
+import { defaultCacheDir, MatmulTuner } from "../src/gpu/matmul_tune.ts";
 import { uploadTensor } from "../src/gpu/tensor.ts";
 import type { Op } from "../src/gpu/kernel.ts";
 import { timeOps, type TimingMethod } from "../src/gpu/timing.ts";
@@ -47,7 +49,7 @@ import { parseCli } from "./_cli.ts";
 
 const { values } = parseCli({
   usage: "deno task bench [--repeats N] [--only matmul|attention|bst] [--paper | --skip-paper]\n" +
-    "       deno task bench --profile small|paper [--batch N]\n" +
+    "       deno task bench --profile small|paper [--batch N] [--retune]\n" +
     "       deno task bench --tokenizer FILE",
   about: `Prints one JSON object: the adapter, matmul GFLOP/s for the three Linear patterns at three
 shapes (only 512^3 on a CPU adapter), attention forward+backward time at B=8 H=8 T=69 D=96,
@@ -72,6 +74,10 @@ has timestamp-query, else by repeating the work inside one submission.`,
       help: "only the per-kernel table of one training step of SHAPE",
     },
     batch: { type: "integer", min: 1, help: "rows per step of --profile" },
+    retune: {
+      type: "boolean",
+      help: "time every matmul candidate anew (ignore the table and the cache; rewrite the cache)",
+    },
     tokenizer: {
       type: "string",
       arg: "FILE",
@@ -194,6 +200,12 @@ const gpu = await getGpu({ log: true }).catch((e) => {
   console.error(`error: ${(e as Error).message}`);
   Deno.exit(1);
 });
+if (values.retune) {
+  setMatmulTuner(
+    gpu,
+    new MatmulTuner({ adapter: gpu.info.description, cacheDir: defaultCacheDir(), retune: true }),
+  );
+}
 const report: Record<string, unknown> = {
   adapter: gpu.info.description,
   fallback_adapter: gpu.info.isFallbackAdapter,

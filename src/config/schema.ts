@@ -20,6 +20,14 @@ export type DatasetName = "stargraph" | "tinystories" | "pretokenized";
 /** How a run starts (`trainer.init_from`). */
 export type InitFrom = "scratch" | "resume";
 
+/**
+ * Numeric precision of training (`trainer.precision`, Lightning's names): `32-true` runs
+ * everything in f32; `16-mixed` runs the Linear layers' matmuls with f16 inputs and dynamic
+ * loss scaling, everything else in f32; `bf16-mixed` is accepted for the reference's configs
+ * and runs as `16-mixed` (WGSL has no bf16).
+ */
+export type Precision = "32-true" | "16-mixed" | "bf16-mixed";
+
 /** GPT training objective (`model.gpt_mode`). */
 export type GptMode = "next_token" | "fim";
 
@@ -51,6 +59,7 @@ export interface TrainerConfig {
   garbage_collect: number;
   print_samples: boolean;
   sampling_mode: SamplingMode;
+  precision: Precision;
   wandb_log?: boolean;
 }
 
@@ -267,6 +276,12 @@ export const CONFIG_KEYS: { readonly [K in ConfigKey]: SpecFor<ValueAt<K>> } = {
     type: "enum",
     values: SAMPLING_MODES,
     doc: "Sampling method for printed samples (GPT supports AR only)",
+  },
+  "trainer.precision": {
+    type: "enum",
+    values: ["32-true", "16-mixed", "bf16-mixed"],
+    doc: "32-true: all f32; 16-mixed: f16 Linear matmuls with loss scaling (needs shader-f16); " +
+      "bf16-mixed runs as 16-mixed",
   },
   "trainer.wandb_log": {
     type: "bool",

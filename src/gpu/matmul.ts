@@ -19,6 +19,12 @@
  * over the reduction in increasing order, one fused multiply-add per term, with no atomics:
  * results are bit-identical from run to run, and also whichever variant runs.
  *
+ * Precision ({@linkcode MatmulPrecision}): `"f32"` (default) as above; `"f16"` rounds both
+ * operands to f16 as tiles are staged, multiplies in f16, sums groups of 8 products in f16 and
+ * the groups in f32 (the f16 flavour of `matmul_wgsl.ts`; used by `trainer.precision=16-mixed`,
+ * needs the adapter feature `shader-f16`). Storage stays f32 either way: only the products
+ * change. f16 variants are tuned and cached under their own keys.
+ *
  * The weight gradient reduces over M, which is large (batch × time) while N·K may be small
  * (e.g. an lm_head with 56 outputs): then it is split along M ("split-K") into a scratch
  * tensor of partial products and summed in a second, fixed-order pass, so
@@ -40,11 +46,18 @@ import {
   variantName,
   variantRows,
 } from "./matmul_wgsl.ts";
-import { defaultCacheDir, type MatmulPattern, matmulTuneKey, MatmulTuner } from "./matmul_tune.ts";
+import {
+  defaultCacheDir,
+  type MatmulPattern,
+  type MatmulPrecision,
+  matmulTuneKey,
+  MatmulTuner,
+} from "./matmul_tune.ts";
 import { createTensor, Tensor } from "./tensor.ts";
 import { timeOps } from "./timing.ts";
 
 export type { MatmulVariant } from "./matmul_wgsl.ts";
+export type { MatmulPrecision } from "./matmul_tune.ts";
 
 /**
  * Floating-point operations of an (M, K) × (K, N) product, counting a multiply-add as two.
@@ -78,6 +91,8 @@ export interface LinearForwardArgs {
   accumulate?: boolean;
   /** Tile shape; default: chosen per adapter and shape (see {@linkcode matmulTuner}). */
   variant?: MatmulVariant;
+  /** Precision of the products (default "f32"; "f16" needs `shader-f16`). */
+  precision?: MatmulPrecision;
 }
 
 /** Arguments of {@linkcode planLinearBackwardInput}. */
@@ -92,6 +107,8 @@ export interface LinearBackwardInputArgs {
   accumulate?: boolean;
   /** Tile shape; default: chosen per adapter and shape (see {@linkcode matmulTuner}). */
   variant?: MatmulVariant;
+  /** Precision of the products (default "f32"; "f16" needs `shader-f16`). */
+  precision?: MatmulPrecision;
 }
 
 /** Arguments of {@linkcode planLinearBackwardWeight}. */
@@ -110,6 +127,8 @@ export interface LinearBackwardWeightArgs {
   scratch?: Tensor;
   /** Tile shape; default: chosen per adapter and shape (see {@linkcode matmulTuner}). */
   variant?: MatmulVariant;
+  /** Precision of the products (default "f32"; "f16" needs `shader-f16`). */
+  precision?: MatmulPrecision;
 }
 
 /** Arguments of {@linkcode planBiasBackward}. */
@@ -230,6 +249,7 @@ interface MatmulSpec {
   splits: number;
   chunk: number;
   variant?: MatmulVariant;
+  precision?: MatmulPrecision;
 }
 
 /** vec4 loads and stores where the row lengths (and so every vec4) line up. */
@@ -241,7 +261,24 @@ function layoutOf(s: MatmulSpec): MatmulLayout {
     vecB: s.bTrans ? s.R % 4 === 0 : s.J % 4 === 0,
     vecC: s.J % 4 === 0,
     bias: s.bias !== undefined,
+    ...(s.precision === "f16" ? { f16: true } : {}),
   };
+}
+
+/**
+ * Throws one line when `precision` is "f16" and the device lacks `shader-f16`.
+ *
+ * @param gpu the shared GPU.
+ * @param precision the matmul precision asked for.
+ * @param what what needs it, for the message.
+ */
+export function checkMatmulPrecision(gpu: Gpu, precision: MatmulPrecision, what: string): void {
+  if (precision === "f16" && !gpu.info.features.includes("shader-f16")) {
+    throw new Error(
+      `${what} needs f16 matmuls, but the WebGPU adapter "${gpu.info.description}" does not ` +
+        `have the shader-f16 feature`,
+    );
+  }
 }
 
 const sources = new Map<string, string>();
@@ -262,6 +299,7 @@ function planVariant(gpu: Gpu, s: MatmulSpec, v: MatmulVariant): Promise<Dispatc
     v,
     gpu.limits.maxComputeInvocationsPerWorkgroup,
     gpu.limits.maxComputeWorkgroupStorageSize,
+    s.precision === "f16",
   );
   const flags = (s.accumulate ? 1 : 0) | (s.bias ? 2 : 0);
   return planDispatch(gpu, {
@@ -301,7 +339,7 @@ export function setMatmulTuner(gpu: Gpu, tuner: MatmulTuner): void {
 /** The variant for `s`: as given, else from the tuner (timing candidates on scratch tensors). */
 async function chooseVariant(gpu: Gpu, s: MatmulSpec): Promise<MatmulVariant> {
   if (s.variant) return s.variant;
-  const key = matmulTuneKey(s.pattern, s.I, s.J, s.R);
+  const key = matmulTuneKey(s.pattern, s.I, s.J, s.R, s.precision ?? "f32");
   let scratch: Tensor[] | undefined;
   const { variant } = await matmulTuner(gpu).choose(key, async (v) => {
     try {
@@ -324,6 +362,7 @@ async function chooseVariant(gpu: Gpu, s: MatmulSpec): Promise<MatmulVariant> {
 }
 
 async function planMatmul(gpu: Gpu, s: MatmulSpec): Promise<Dispatch> {
+  checkMatmulPrecision(gpu, s.precision ?? "f32", `Matmul "${s.label}"`);
   const d = await planVariant(gpu, s, await chooseVariant(gpu, s));
   return { ...d, flops: matmulFlops(s.I, s.R, s.J) };
 }
@@ -396,6 +435,7 @@ export function planLinearForward(gpu: Gpu, args: LinearForwardArgs): Promise<Di
     splits: 1,
     chunk: roundTo(K, SPLIT_ALIGN),
     variant: args.variant,
+    precision: args.precision,
   });
 }
 
@@ -438,6 +478,7 @@ export function planLinearBackwardInput(
     splits: 1,
     chunk: roundTo(N, SPLIT_ALIGN),
     variant: args.variant,
+    precision: args.precision,
   });
 }
 
@@ -484,6 +525,7 @@ export async function planLinearBackwardWeight(
     splits: split.splits,
     chunk: split.chunk,
     variant: args.variant,
+    precision: args.precision,
   };
   if (split.splits === 1) {
     return await planMatmul(gpu, {

@@ -3,13 +3,17 @@
  *
  * Order of lookup for a (pattern, I, J, R) product on an adapter:
  * 1. what this process already chose;
- * 2. the checked-in table {@linkcode MATMUL_TABLE} for adapters already measured (matched by
- *    adapter name);
- * 3. the on-disk cache `matmul_tune_<adapter>.json` in a cache directory, when one is given
+ * 2. the on-disk cache `matmul_tune_<adapter>.json` in a cache directory, when one is given
  *    (for the process-wide tuner: the `BST_CACHE_DIR` environment variable, used only when
- *    reading it and writing there are already permitted — never prompts);
+ *    reading it and writing there are already permitted — never prompts): choices timed on this
+ *    very machine win over checked-in ones;
+ * 3. the checked-in table {@linkcode MATMUL_TABLE} for adapters already measured (matched by
+ *    adapter name): its choice for the shape, else its default;
  * 4. otherwise each candidate of {@linkcode MATMUL_CANDIDATES} is timed once on the GPU and the
  *    fastest is kept (and written to the cache file atomically when there is a cache).
+ *
+ * With `retune` (`deno task bench --retune`) steps 2 and 3 are skipped: every shape is timed
+ * anew and the cache rewritten, e.g. to try new candidates on an adapter the table lists.
  *
  * Which variant runs never changes the numbers: every variant sums each output over r in
  * increasing order with one fused multiply-add per term, and the split-K of the weight gradient
@@ -23,6 +27,12 @@ import type { MatmulVariant } from "./matmul_wgsl.ts";
 /** The three Linear patterns: forward `x·Wᵀ`, input gradient `dy·W`, weight gradient `dyᵀ·x`. */
 export type MatmulPattern = "forward" | "backward_input" | "backward_weight";
 
+/**
+ * Precision of a matmul's products: `"f32"`, or `"f16"` (f16 inputs, f16 sums of 8 products,
+ * f32 totals; see `matmul_wgsl.ts`). The two are tuned separately.
+ */
+export type MatmulPrecision = "f32" | "f16";
+
 /** Variants the tuner tries, by name (`variantName()` of `matmul_wgsl.ts`). */
 export const MATMUL_CANDIDATES: Readonly<Record<string, MatmulVariant>> = Object.freeze({
   // 128 x 128 tiles, 8 x 8 outputs per invocation: the large-GPU kernel (31.8 TFLOP/s on an
@@ -35,6 +45,14 @@ export const MATMUL_CANDIDATES: Readonly<Record<string, MatmulVariant>> = Object
   "64x64_t8x8_k16": { wgX: 8, wgY: 8, tm: 8, tn: 8, bk: 16 },
   // 32 x 32 tiles: small products (few output tiles).
   "32x32_t4x4_k16": { wgX: 8, wgY: 8, tm: 4, tn: 4, bk: 16 },
+  // Longer reduction tiles: with f16 tiles (2 bytes per element) 128 x 128 x 32 fits 16 KiB of
+  // workgroup memory; in f32 the k16 one just fits and the k32 one needs a 32 KiB limit.
+  "128x128_t8x8_k16": { wgX: 16, wgY: 16, tm: 8, tn: 8, bk: 16 },
+  "128x128_t8x8_k32": { wgX: 16, wgY: 16, tm: 8, tn: 8, bk: 32 },
+  // Register prefetch: the next tile's global loads overlap this tile's products.
+  "128x128_t8x8_k8_p": { wgX: 16, wgY: 16, tm: 8, tn: 8, bk: 8, prefetch: true },
+  "128x128_t8x8_k16_p": { wgX: 16, wgY: 16, tm: 8, tn: 8, bk: 16, prefetch: true },
+  "64x64_t8x8_k16_p": { wgX: 8, wgY: 8, tm: 8, tn: 8, bk: 16, prefetch: true },
   // 16 x 16 outputs per invocation: too many registers for a GPU, but on a CPU adapter
   // (lavapipe) the per-k loads from workgroup memory dominate, and this tile needs the fewest
   // per multiply-add.
@@ -66,11 +84,51 @@ export const MATMUL_TABLE: readonly MatmulTableEntry[] = Object.freeze([
     measured: "Mesa lavapipe, LLVM 15.0.6, 256-bit vectors, 2 cores (2026-11-27)",
     default: "128x128_t16x16_k8",
   },
+  {
+    adapter: "^NVIDIA H200",
+    // Tuned at first use by `deno task bench --profile paper --batch 256` (GPU timestamps, one
+    // sample of each candidate per shape): the paper step's products. The default is the
+    // variant the tuner picked most often over all shapes it saw.
+    measured: "NVIDIA H200 over Vulkan, Deno 2.9.6 (2026-11-27)",
+    default: "64x64_t8x8_k16",
+    shapes: {
+      "forward:17664x2304x768": "64x64_t8x8_k16",
+      "backward_weight:2304x768x17664": "64x64_t4x4_k16",
+      "backward_input:17664x768x2304": "128x128_t8x8_k8",
+      "forward:17664x768x768": "64x64_t8x8_k16",
+      "backward_weight:768x768x17664": "64x64_t4x4_k16",
+      "backward_input:17664x768x768": "64x64_t8x8_k16",
+      "forward:17664x4096x768": "64x64_t8x8_k16",
+      "backward_weight:4096x768x17664": "128x64_t8x4_k8",
+      "backward_input:17664x768x4096": "64x64_t4x4_k16",
+      "forward:17664x768x2048": "64x64_t8x8_k16",
+      "backward_weight:768x2048x17664": "64x64_t4x4_k16",
+      "backward_input:17664x2048x768": "128x128_t8x8_k8",
+      "forward:3584x8192x1536": "64x64_t8x8_k16",
+      "backward_weight:8192x1536x3584": "128x128_t8x8_k8",
+      "backward_input:3584x1536x8192": "64x64_t8x8_k16",
+      "forward:3584x1536x4096": "64x64_t8x8_k16",
+      "backward_weight:1536x4096x3584": "128x64_t8x4_k8",
+      "backward_input:3584x4096x1536": "64x64_t8x8_k16",
+      "forward:7168x56x768": "32x32_t4x4_k16",
+      "backward_weight:56x768x7168": "64x64_t4x4_k16",
+      "backward_input:7168x768x56": "128x64_t8x4_k8",
+    },
+  },
 ]);
 
-/** The cache and table key of a product: `"<pattern>:<I>x<J>x<R>"`. */
-export function matmulTuneKey(pattern: MatmulPattern, I: number, J: number, R: number): string {
-  return `${pattern}:${I}x${J}x${R}`;
+/**
+ * The cache and table key of a product: `"<pattern>:<I>x<J>x<R>"` for f32, with `":f16"`
+ * appended for the f16 flavour (so f16 and f32 choices are kept apart).
+ */
+export function matmulTuneKey(
+  pattern: MatmulPattern,
+  I: number,
+  J: number,
+  R: number,
+  precision: MatmulPrecision = "f32",
+): string {
+  return `${pattern}:${I}x${J}x${R}${precision === "f16" ? ":f16" : ""}`;
 }
 
 /** Options of {@linkcode MatmulTuner}. */
@@ -83,6 +141,8 @@ export interface MatmulTunerOptions {
   table?: readonly MatmulTableEntry[];
   /** Candidates to time; default {@linkcode MATMUL_CANDIDATES}. */
   candidates?: Readonly<Record<string, MatmulVariant>>;
+  /** Ignore the cache and the table: time every shape at first use (and rewrite the cache). */
+  retune?: boolean;
 }
 
 /** How a choice was made. */
@@ -107,6 +167,7 @@ export class MatmulTuner {
   readonly cacheDir?: string;
   readonly candidates: Readonly<Record<string, MatmulVariant>>;
   readonly #entry?: MatmulTableEntry;
+  readonly #retune: boolean;
   readonly #chosen = new Map<string, string>();
   readonly #seen = new Map<string, string>();
   #disk?: Record<string, string>;
@@ -115,6 +176,7 @@ export class MatmulTuner {
     this.adapter = options.adapter;
     this.cacheDir = options.cacheDir;
     this.candidates = options.candidates ?? MATMUL_CANDIDATES;
+    this.#retune = options.retune ?? false;
     this.#entry = (options.table ?? MATMUL_TABLE).find((e) =>
       new RegExp(e.adapter).test(options.adapter)
     );
@@ -167,9 +229,10 @@ export class MatmulTuner {
       const variant = name === undefined ? undefined : this.candidates[name];
       return variant ? { variant, name: name!, source } : undefined;
     };
-    return pick(this.#chosen.get(key), "memory") ??
-      pick(this.#entry?.shapes?.[key] ?? this.#entry?.default, "table") ??
-      pick(this.#load()[key], "cache");
+    const chosen = pick(this.#chosen.get(key), "memory");
+    if (chosen || this.#retune) return chosen;
+    return pick(this.#load()[key], "cache") ??
+      pick(this.#entry?.shapes?.[key] ?? this.#entry?.default, "table");
   }
 
   #load(): Record<string, string> {

@@ -67,6 +67,7 @@ Deno.test("loadConfig() with no file gives the reference defaults plus seed 1337
     garbage_collect: -1,
     print_samples: false,
     sampling_mode: "AR",
+    precision: "32-true",
   });
   assert.deepEqual(c.data, {
     dataset: "tinystories",

@@ -34,6 +34,7 @@ function defaultsTree(): Record<string, unknown> {
       garbage_collect: -1,
       print_samples: false,
       sampling_mode: "AR",
+      precision: "32-true",
     },
     data: {
       dataset: "tinystories",

@@ -147,6 +147,30 @@ Deno.test("MatmulTuner caches choices on disk by adapter name and ignores a bad 
   }
 });
 
+Deno.test("MatmulTuner: this machine's cache wins over the table; retune times anew", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "bst_tune_" });
+  try {
+    const table = [{ adapter: "^Table GPU", measured: "test", default: "32x32_t4x4_k16" }];
+    const never = () => Promise.reject(new Error("no timing expected"));
+    const first = new MatmulTuner({ adapter: "Table GPU", table, cacheDir: dir });
+    assert.equal((await first.choose("forward:8x8x8", never)).source, "table");
+    // A retuning tuner ignores table and cache, times every candidate and rewrites the cache.
+    const re = new MatmulTuner({ adapter: "Table GPU", table, cacheDir: dir, retune: true });
+    const timed = await re.choose(
+      "forward:8x8x8",
+      (_v, n) => Promise.resolve(n === "64x64_t8x8_k16_p" ? 0 : 1),
+    );
+    assert.deepEqual([timed.name, timed.source], ["64x64_t8x8_k16_p", "tuned"]);
+    // A later plain tuner takes the cached choice over the table's default.
+    const later = new MatmulTuner({ adapter: "Table GPU", table, cacheDir: dir });
+    const hit = await later.choose("forward:8x8x8", never);
+    assert.deepEqual([hit.name, hit.source], ["64x64_t8x8_k16_p", "cache"]);
+    assert.equal((await later.choose("forward:9x9x9", never)).source, "table");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("planLinearForward() tunes at first use on an adapter missing from the table", async () => {
   const gpu = await getGpu();
   const saved = matmulTuner(gpu);
