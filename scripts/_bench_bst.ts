@@ -30,9 +30,16 @@ export interface BstBenchShape {
   vocab: number;
   contextLength: number;
   minGap: number;
+  /** Share of the non-EOS pairs kept (`bst_pair_subsample_rate`); default 1 (all). */
+  subsample?: number;
+  /** Profile-only shape: left out of the default bench figures. */
+  profileOnly?: boolean;
 }
 
-/** The two shapes of the issue: a G(2,5) star graph and the paper's G(5,5). */
+/**
+ * The bench shapes: a G(2,5) star graph, the paper's G(5,5), and (for `--profile` only) the CPU
+ * TinyStories config.
+ */
 export const BST_BENCH_SHAPES: BstBenchShape[] = [
   {
     name: "small",
@@ -55,6 +62,20 @@ export const BST_BENCH_SHAPES: BstBenchShape[] = [
     vocab: 56,
     contextLength: 62,
     minGap: 2,
+  },
+  {
+    // config/tinystories_cpu.yaml: vocabulary 1000, 5% of the non-EOS pairs (about 100 a row).
+    name: "tinystories_cpu",
+    nLayer: 2,
+    nEmbd: 64,
+    nHead: 4,
+    seqLen: 64,
+    batch: 16,
+    vocab: 1000,
+    contextLength: 0,
+    minGap: 1,
+    subsample: 0.05,
+    profileOnly: true,
   },
 ];
 
@@ -112,7 +133,7 @@ async function planStep(gpu: Gpu, s: BstBenchShape): Promise<PlannedStep> {
     contextLength: s.contextLength,
     pairMinimumGap: s.minGap,
     pairMaximumGap: -1,
-    pairSubsampleRate: 1,
+    pairSubsampleRate: s.subsample ?? 1,
     singleGapPredictionMode: "eos",
   };
   const model = await BST.create(gpu, config, { label: `bench.${s.name}` });

@@ -49,7 +49,7 @@ import { parseCli } from "./_cli.ts";
 
 const { values } = parseCli({
   usage: "deno task bench [--repeats N] [--only matmul|attention|bst] [--paper | --skip-paper]\n" +
-    "       deno task bench --profile small|paper [--batch N] [--retune]\n" +
+    "       deno task bench --profile small|paper|tinystories_cpu [--batch N] [--retune]\n" +
     "       deno task bench --tokenizer FILE",
   about: `Prints one JSON object: the adapter, matmul GFLOP/s for the three Linear patterns at three
 shapes (only 512^3 on a CPU adapter), attention forward+backward time at B=8 H=8 T=69 D=96,
@@ -70,7 +70,7 @@ has timestamp-query, else by repeating the work inside one submission.`,
     profile: {
       type: "string",
       arg: "SHAPE",
-      choices: ["small", "paper"],
+      choices: ["small", "paper", "tinystories_cpu"],
       help: "only the per-kernel table of one training step of SHAPE",
     },
     batch: { type: "integer", min: 1, help: "rows per step of --profile" },
@@ -85,7 +85,8 @@ has timestamp-query, else by repeating the work inside one submission.`,
       help: "only the tokenizer's MB/s on FILE's stories",
     },
   },
-  notes: `--profile SHAPE times one training step of SHAPE (small: L2 C128 T33; paper: L6 C768 T69)
+  notes: `--profile SHAPE times one training step of SHAPE (small: L2 C128 T33; paper: L6 C768 T69;
+tinystories_cpu: config/tinystories_cpu.yaml's L2 C64 T64, vocabulary 1000, 5% of the pairs)
 kernel by kernel and prints the table (ms, GFLOP/s, share) on stderr and in the JSON. --batch
 sets its rows per step (default 64 for small; 256 for paper, 16 on a CPU adapter). The JSON also
 lists the matmul variant used per shape (matmul_variants: from the checked-in table, or tuned at
@@ -226,7 +227,9 @@ try {
     if (want("attention")) report.attention = await benchAttention(gpu);
     if (want("bst")) {
       const paper = values["skip-paper"] ? false : values.paper || !gpu.info.isFallbackAdapter;
-      const shapes = BST_BENCH_SHAPES.filter((s) => paper || s.name !== "paper");
+      const shapes = BST_BENCH_SHAPES.filter((s) =>
+        !s.profileOnly && (paper || s.name !== "paper")
+      );
       report.bst = await benchBstSteps(gpu, repeats, shapes);
     }
   }

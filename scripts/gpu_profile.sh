@@ -15,7 +15,8 @@
 #
 # Smaller runs (e.g. a smoke test on a CPU adapter): BATCH (profile rows, default 256),
 # TRAIN_ROWS (rows per training step, default the config's 256), TRAIN_STEPS (default 12),
-# SKIP="bench test" (step names to leave out).
+# SKIP="bench test" (step names to leave out). BUNDLE=FILE.tgz also packs everything under $OUT
+# into one archive (for transports that bring back only a few files).
 set -u
 OUT=${OUT:-out/gpu_profile}
 mkdir -p "$OUT"
@@ -66,3 +67,6 @@ step conformance 60 "$OUT/conformance.jsonl" "$OUT/conformance.log" \
 cp "$BST_CACHE_DIR"/matmul_tune_*.json "$OUT/" 2>/dev/null
 step test 240 "$OUT/test.log" "$OUT/test.log.err" deno task test
 cat "$summary"
+if [ -n "${BUNDLE:-}" ]; then
+  tar czf "$BUNDLE" -C "$OUT" . && echo "bundle: $BUNDLE"
+fi
