@@ -19,7 +19,11 @@
  * - `tokenizer` (only with `--tokenizer FILE`, which runs nothing else and needs no adapter):
  *   MB/s of the TinyStories tokenizer on FILE's stories (see `_bench_tokenizer.ts`).
  *
- * Permissions: read (for `--tokenizer FILE`); write `out/tune` (the matmul tuning cache when
+ * The JSON names the kernel variants that ran: `matmul_variants` and `attention_variants` (per
+ * key, the variant and whether it came from the checked-in table, the tuning cache, or was tuned
+ * now).
+ *
+ * Permissions: read (for `--tokenizer FILE`); write `out/tune` (the tuning caches when
  * `BST_CACHE_DIR` points there); env (`XDG_RUNTIME_DIR`, `DENO_WEBGPU_BACKEND`, `BST_CACHE_DIR`).
  *
  * @module
@@ -28,6 +32,7 @@
 import { getGpu, type Gpu } from "../src/gpu/device.ts";
 import {
   attentionFlops,
+  attentionTuner,
   planAttentionBackward,
   planAttentionForward,
 } from "../src/gpu/attention.ts";
@@ -89,8 +94,9 @@ has timestamp-query, else by repeating the work inside one submission.`,
 tinystories_cpu: config/tinystories_cpu.yaml's L2 C64 T64, vocabulary 1000, 5% of the pairs)
 kernel by kernel and prints the table (ms, GFLOP/s, share) on stderr and in the JSON. --batch
 sets its rows per step (default 64 for small; 256 for paper, 16 on a CPU adapter). The JSON also
-lists the matmul variant used per shape (matmul_variants: from the checked-in table, or tuned at
-first use on adapters it does not list). --tokenizer FILE runs only the tokenizer figure (no
+lists the matmul variant used per shape (matmul_variants) and the attention variant per pass
+(attention_variants: rows per workgroup and lanes per row, e.g. r64_l4), each from the
+checked-in table or tuned at first use on adapters it does not list. --tokenizer FILE runs only the tokenizer figure (no
 adapter needed): the TinyStories tokenizer encodes FILE's stories (separated by <|endoftext|>
 lines) one at a time; prints MB/s of the first pass and the median of --repeats passes.
 Progress goes to stderr.`,
@@ -238,4 +244,5 @@ try {
   Deno.exit(1);
 }
 report.matmul_variants = matmulTuner(gpu).choices();
+report.attention_variants = attentionTuner(gpu).choices();
 console.log(JSON.stringify(report));

@@ -256,3 +256,89 @@ Deno.test("attentionFlops() counts the causal half", () => {
   const want = 4 * 64 * 96 * (69 * 70 / 2);
   if (f.forward !== want || f.backward !== 2.5 * want) throw new Error(JSON.stringify(f));
 });
+
+Deno.test("attention variants with split rows are bit-identical on rerun", async () => {
+  const c = { B: 2, T: 45, H: 2, D: 20 };
+  const { B, T, H, D } = c;
+  const qkv = randomArray(B * T * 3 * H * D, 18);
+  const dout = randomArray(B * T * H * D, 19);
+  const { docF } = makeDocs(B, T, 20);
+  for (const name of ["r16_l4", "r32_l8"]) {
+    const v = ATTENTION_CANDIDATES[name];
+    const a = await runGpu(c, qkv, dout, docF, "forward", v);
+    const b = await runGpu(c, qkv, dout, docF, "forward", v);
+    for (const k of ["out", "lse", "dqkv"] as const) {
+      const x = new Uint32Array(a[k].buffer, a[k].byteOffset, a[k].length);
+      const y = new Uint32Array(b[k].buffer, b[k].byteOffset, b[k].length);
+      assert.ok(x.every((u, i) => u === y[i]), `${name}: ${k} differs between runs`);
+    }
+  }
+});
+
+Deno.test("attentionTuneKey() buckets T to a power of two of at least 32", () => {
+  assert.equal(attentionTuneKey("forward", 96, 1), "forward:D96xT32");
+  assert.equal(attentionTuneKey("backward_dq", 96, 69), "backward_dq:D96xT128");
+  assert.equal(attentionTuneKey("backward_dkv", 64, 1024), "backward_dkv:D64xT1024");
+});
+
+Deno.test("attention planners tune each pass at first use on an adapter missing from the table", async () => {
+  const gpu = await getGpu();
+  const saved = attentionTuner(gpu);
+  const tuner = new AttentionTuner({
+    adapter: gpu.info.description,
+    table: [],
+    // Two candidates keep the timing short on a CPU adapter.
+    candidates: { r16_l4: ATTENTION_CANDIDATES.r16_l4, r32_l1: ATTENTION_CANDIDATES.r32_l1 },
+  });
+  setAttentionTuner(gpu, tuner);
+  try {
+    const c = { B: 2, T: 21, H: 2, D: 12 };
+    const { B, T, H, D } = c;
+    const qkv = randomArray(B * T * 3 * H * D, 51, -2, 2);
+    const dout = randomArray(B * T * H * D, 52);
+    const { docB } = makeDocs(B, T, 53);
+    // Tuning ran on scratch tensors: the outputs hold the results, not leftovers.
+    const got = await runGpu(c, qkv, dout, docB, "backward");
+    const choices = tuner.choices();
+    assert.deepEqual(Object.keys(choices).sort(), [
+      "backward_dkv:D12xT32",
+      "backward_dq:D12xT32",
+      "forward:D12xT32",
+    ]);
+    for (const v of Object.values(choices)) assert.match(v, /^(r16_l4|r32_l1) \(tuned\)$/);
+    const ref = attentionForwardCpu(qkv, docB, c, "backward");
+    assertClose(got.out, ref.out, "tuned out", 1e-5, 1e-4);
+    assertClose(got.lse, ref.lse, "tuned lse", 1e-5, 1e-5);
+    const dref = attentionBackwardCpu(dout, qkv, docB, c, "backward");
+    assertClose(got.dqkv, dref, "tuned dqkv", 2e-5, 1e-3);
+    const again = await tuner.choose(attentionTuneKey("forward", D, T), () => {
+      throw new Error("already tuned");
+    });
+    assert.equal(again.source, "memory");
+  } finally {
+    setAttentionTuner(gpu, saved);
+  }
+});
+
+Deno.test("attention planners reject a variant the adapter cannot run", async () => {
+  const gpu = await getGpu();
+  const qkv = createTensor(gpu, [1, 4, 3 * 8], "test.attn.v_qkv");
+  const doc = createTensor(gpu, [1, 4], "test.attn.v_doc", "i32");
+  const out = createTensor(gpu, [1, 4, 8], "test.attn.v_out");
+  const lse = createTensor(gpu, [1, 1, 4], "test.attn.v_lse");
+  const big = gpu.limits.maxComputeInvocationsPerWorkgroup;
+  await assert.rejects(
+    () =>
+      planAttentionForward(gpu, out, lse, qkv, doc, 1, "forward", {
+        variant: { rows: big, lanes: 2 },
+      }),
+    /Cannot plan attention variant r\d+_l2: \d+ invocations exceed the adapter's \d+ per workgroup/,
+  );
+  await assert.rejects(
+    () =>
+      planAttentionForward(gpu, out, lse, qkv, doc, 1, "forward", {
+        variant: { rows: 8, lanes: 3 },
+      }),
+    /Cannot plan attention variant r8_l3: rows must be a positive integer and lanes 1, 2, 4 or 8/,
+  );
+});
