@@ -13,7 +13,9 @@
  * from it in two deterministic passes (dq, then dk and dv) without atomics.
  *
  * Variants: `rows` rows per workgroup and `lanes` invocations per row, the head dimension split
- * across the lanes (why, and the fixed order of the lanes' partial sums: `attention_wgsl.ts`).
+ * across the lanes (why, and the fixed order of the lanes' partial sums: `attention_wgsl.ts`),
+ * the partial sums exchanged in workgroup memory or, where the device has `subgroups` made of
+ * consecutive invocations (probed once per device), by subgroup shuffles.
  * Each pass's variant comes from {@linkcode attentionTuner} (a checked-in table per adapter,
  * else timed at first use and cached; `attention_tune.ts`) unless the caller names one. A
  * variant fixes every summation order, so results are bit-identical from run to run; variants
@@ -31,8 +33,8 @@ import {
   attentionVariantName,
 } from "./attention_tune.ts";
 import type { Gpu } from "./device.ts";
-import { type Dispatch, f32, planDispatch } from "./kernel.ts";
-import { createTensor, type Tensor } from "./tensor.ts";
+import { type Dispatch, f32, planDispatch, run } from "./kernel.ts";
+import { createTensor, readTensorI32, type Tensor } from "./tensor.ts";
 import { timeOps } from "./timing.ts";
 import { defaultCacheDir } from "./tune.ts";
 
@@ -108,16 +110,23 @@ function checkShape(t: Tensor, shape: readonly number[], what: string, op: strin
 function tileRows(gpu: Gpu, d4: number, v: AttentionVariant): number {
   const name = attentionVariantName(v);
   expect(
-    Number.isInteger(v.rows) && v.rows > 0 && [1, 2, 4, 8].includes(v.lanes),
-    `Cannot plan attention variant ${name}: rows must be a positive integer and lanes 1, 2, 4 ` +
-      `or 8`,
+    Number.isInteger(v.rows) && v.rows > 0 && [1, 2, 4, 8].includes(v.lanes) &&
+      !(v.subgroups && v.lanes === 1),
+    `Cannot plan attention variant ${name}: rows must be a positive integer, lanes 1, 2, 4 ` +
+      `or 8 (at least 2 with subgroups)`,
   );
   expect(
     v.rows * v.lanes <= gpu.limits.maxComputeInvocationsPerWorkgroup,
     `Cannot plan attention variant ${name}: ${v.rows * v.lanes} invocations exceed the ` +
       `adapter's ${gpu.limits.maxComputeInvocationsPerWorkgroup} per workgroup`,
   );
-  const bytesPerRow = attentionWorkgroupBytes({ d4, wg: v.rows, bk: 1, lanes: v.lanes });
+  const bytesPerRow = attentionWorkgroupBytes({
+    d4,
+    wg: v.rows,
+    bk: 1,
+    lanes: v.lanes,
+    subgroups: v.subgroups,
+  });
   const bk = Math.min(BK_MAX, Math.floor(gpu.limits.maxComputeWorkgroupStorageSize / bytesPerRow));
   expect(
     bk >= 1,
@@ -135,10 +144,62 @@ function sourceOf(gpu: Gpu, d4: number, v: AttentionVariant): string {
   const key = `${d4}|${bk}|${attentionVariantName(v)}`;
   let code = sources.get(key);
   if (code === undefined) {
-    code = attentionWgsl({ d4, wg: v.rows, bk, lanes: v.lanes });
+    code = attentionWgsl({ d4, wg: v.rows, bk, lanes: v.lanes, subgroups: v.subgroups });
     sources.set(key, code);
   }
   return code;
+}
+
+const SUBGROUP_PROBE = `
+struct Params { n: u32 }
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read_write> o: array<i32>;
+@compute @workgroup_size(256)
+fn main(@builtin(local_invocation_index) lid: u32,
+        @builtin(subgroup_invocation_id) sid: u32, @builtin(subgroup_size) size: u32) {
+  if (lid < p.n) {
+    o[2u * lid] = i32(sid);
+    o[2u * lid + 1u] = i32(size);
+  }
+}
+`;
+
+const subgroupSizes = new WeakMap<Gpu, Promise<number>>();
+
+/**
+ * The subgroup size when the device has `subgroups` and its subgroups are made of consecutive
+ * invocation indices (subgroup_invocation_id = local_invocation_index mod size, checked once
+ * per device on a 256-invocation workgroup), which the subgroup variants rely on to find a
+ * row's lanes; else 0.
+ */
+function subgroupSize(gpu: Gpu): Promise<number> {
+  let size = subgroupSizes.get(gpu);
+  if (size === undefined) {
+    size = (async () => {
+      if (!gpu.info.features.includes("subgroups")) return 0;
+      const out = createTensor(gpu, [512], "attention.subgroup_probe", "i32");
+      try {
+        const d = await planDispatch(gpu, {
+          label: "attention.subgroup_probe",
+          code: SUBGROUP_PROBE,
+          params: [256],
+          bindings: [out],
+          workgroups: [1],
+        });
+        await run(gpu, [d]);
+        const got = await readTensorI32(gpu, out);
+        const s = got[1];
+        const ok = s >= 1 && got.every((x, k) => x === (k % 2 === 0 ? (k / 2) % s : s));
+        return ok ? s : 0;
+      } catch {
+        return 0; // the probe itself does not compile or run: no subgroup variants
+      } finally {
+        out.buffer.destroy();
+      }
+    })();
+    subgroupSizes.set(gpu, size);
+  }
+  return size;
 }
 
 const tuners = new WeakMap<Gpu, AttentionTuner>();
@@ -175,9 +236,17 @@ interface PassSpec {
   bindings: Tensor[];
 }
 
-function planPass(gpu: Gpu, s: PassSpec, v: AttentionVariant): Promise<Dispatch> {
+async function planPass(gpu: Gpu, s: PassSpec, v: AttentionVariant): Promise<Dispatch> {
   const { B, T, H, D } = s.dims;
-  return planDispatch(gpu, {
+  if (v.subgroups) {
+    const size = await subgroupSize(gpu);
+    expect(
+      size > 0 && size % v.lanes === 0,
+      `Cannot plan attention variant ${attentionVariantName(v)}: the device has no subgroups ` +
+        `of consecutive invocations in multiples of ${v.lanes}`,
+    );
+  }
+  return await planDispatch(gpu, {
     label: s.label,
     code: sourceOf(gpu, Math.ceil(D / 4), v),
     entryPoint: s.pass,

@@ -11,7 +11,9 @@
  *
  * Unlike matmul variants, attention variants with different lane counts sum each dot product in
  * a different order (see `attention_wgsl.ts`): results may differ in the last bits between
- * adapters or tuning outcomes, but one variant is bit-identical from run to run.
+ * adapters or tuning outcomes, but one variant is bit-identical from run to run (and the
+ * subgroup form of a variant adds the same partials in the same order as its workgroup-memory
+ * form).
  *
  * @module
  */
@@ -24,14 +26,19 @@ export interface AttentionVariant {
   rows: number;
   /** Invocations per row, splitting the head dimension: 1, 2, 4 or 8. */
   lanes: number;
+  /**
+   * Exchange the lanes' partial dot products by subgroup shuffles instead of workgroup memory
+   * (lanes > 1; only where the device has `subgroups`, else the variant cannot be planned).
+   */
+  subgroups?: boolean;
 }
 
 /** The three attention passes. */
 export type AttentionPass = "forward" | "backward_dq" | "backward_dkv";
 
-/** The name of a variant: `r<rows>_l<lanes>`. */
+/** The name of a variant: `r<rows>_l<lanes>`, with `_sg` for subgroup shuffles. */
 export function attentionVariantName(v: AttentionVariant): string {
-  return `r${v.rows}_l${v.lanes}`;
+  return `r${v.rows}_l${v.lanes}${v.subgroups ? "_sg" : ""}`;
 }
 
 /** Variants the tuner tries, by name ({@linkcode attentionVariantName}). */
@@ -49,7 +56,12 @@ export const ATTENTION_CANDIDATES: Readonly<Record<string, AttentionVariant>> = 
       { rows: 64, lanes: 4 },
       { rows: 16, lanes: 8 },
       { rows: 32, lanes: 8 },
-    ].map((v) => [attentionVariantName(v), v]),
+      // The same exchange by subgroup shuffles: no barrier and less workgroup memory (bigger
+      // tiles). Skipped by the tuner on devices without subgroups.
+      { rows: 32, lanes: 4, subgroups: true },
+      { rows: 64, lanes: 4, subgroups: true },
+      { rows: 32, lanes: 8, subgroups: true },
+    ].map((v: AttentionVariant) => [attentionVariantName(v), v]),
   ),
 );
 

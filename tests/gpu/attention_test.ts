@@ -144,6 +144,16 @@ Deno.test("attentionWgsl() keeps head rows in named registers and rejects bad ti
   assert.throws(() => attentionWgsl({ d4: 33, wg: 32, bk: 16 }), /Invalid attention tiles/);
   assert.throws(() => attentionWgsl({ d4: 2, wg: 0, bk: 16 }), /Invalid attention tiles/);
   assert.throws(() => attentionWgsl({ d4: 2, wg: 8, bk: 16, lanes: 3 }), /Invalid attention/);
+  assert.throws(
+    () => attentionWgsl({ d4: 2, wg: 8, bk: 16, lanes: 1, subgroups: true }),
+    /Invalid attention/,
+  );
+  // The subgroup form: shuffles instead of the second partial array; no `enable` directive
+  // (Naga rejects it; the device feature is what allows the builtins).
+  const sg = attentionWgsl({ d4: 24, wg: 32, bk: 16, lanes: 4, subgroups: true });
+  assert.match(sg, /subgroupShuffle\(spart, sbase\) \+ subgroupShuffle\(spart, sbase \+ 1u\)/);
+  assert.doesNotMatch(sg, /\benable\b/);
+  assert.doesNotMatch(sg, /var<workgroup> pb/);
 });
 
 // Every variant the tuner may pick, at awkward sizes: D not a multiple of 4 (and below the
@@ -346,6 +356,43 @@ Deno.test("attention planners reject a variant the adapter cannot run", async ()
       planAttentionForward(gpu, out, lse, qkv, doc, 1, "forward", {
         variant: { rows: 8, lanes: 3 },
       }),
-    /Cannot plan attention variant r8_l3: rows must be a positive integer and lanes 1, 2, 4 or 8/,
+    /Cannot plan attention variant r8_l3: rows must be a positive integer, lanes 1, 2, 4 or 8/,
   );
+  // A device without subgroups: subgroup variants are refused (and skipped by the tuner).
+  const plain = { ...gpu, info: { ...gpu.info, features: [] } };
+  await assert.rejects(
+    () =>
+      planAttentionForward(plain, out, lse, qkv, doc, 1, "forward", {
+        variant: ATTENTION_CANDIDATES.r32_l4_sg,
+      }),
+    /Cannot plan attention variant r32_l4_sg: the device has no subgroups/,
+  );
+});
+
+Deno.test("subgroup variants match their workgroup-memory form bit for bit at the same tile size", async (t) => {
+  const gpu = await getGpu();
+  // Both forms need the same tile size (32 rows here), which needs 32 KiB of workgroup memory.
+  if (
+    !gpu.info.features.includes("subgroups") ||
+    gpu.limits.maxComputeWorkgroupStorageSize < 32768
+  ) {
+    await t.step({ name: "no subgroups or small workgroup memory", ignore: true, fn: () => {} });
+    return;
+  }
+  const c = { B: 2, T: 45, H: 2, D: 20 };
+  const { B, T, H, D } = c;
+  const qkv = randomArray(B * T * 3 * H * D, 61, -2, 2);
+  const dout = randomArray(B * T * H * D, 62);
+  const { docB } = makeDocs(B, T, 63);
+  // Variants small enough that both forms get the largest tile (32 rows; the tile size sets
+  // where the forward's online softmax rescales, so it must match too).
+  for (const v of [{ rows: 16, lanes: 4 }, { rows: 8, lanes: 8 }]) {
+    const a = await runGpu(c, qkv, dout, docB, "backward", v);
+    const b = await runGpu(c, qkv, dout, docB, "backward", { ...v, subgroups: true });
+    for (const k of ["out", "lse", "dqkv"] as const) {
+      const x = new Uint32Array(a[k].buffer, a[k].byteOffset, a[k].length);
+      const y = new Uint32Array(b[k].buffer, b[k].byteOffset, b[k].length);
+      assert.ok(x.every((u, i) => u === y[i]), `${JSON.stringify(v)}: ${k} differs`);
+    }
+  }
 });
