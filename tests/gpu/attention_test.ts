@@ -110,18 +110,25 @@ Deno.test("planAttentionForward() and planAttentionBackward() match float64 at T
   const qkv = randomArray(c.T * 3 * C, 71, -2, 2);
   const dout = randomArray(c.T * C, 72);
   const doc = new Int32Array(c.T);
-  for (const dir of ["forward", "backward"] as AttentionDirection[]) {
-    const got = await runGpu(c, qkv, dout, doc, dir);
-    const ref = attentionForwardCpu(qkv, doc, c, dir);
-    assertClose(got.out, ref.out, `out T=1024 ${dir}`, 1e-5, 1e-4);
-    assertClose(got.lse, ref.lse, `lse T=1024 ${dir}`, 1e-5, 1e-5);
-    assertClose(
-      got.dqkv,
-      attentionBackwardCpu(dout, qkv, doc, c, dir),
-      `dqkv T=1024 ${dir}`,
-      2e-5,
-      1e-3,
-    );
+  const gpu = await getGpu();
+  // The adapter's default, and split rows (with subgroup shuffles where the device has them).
+  const variants: (AttentionVariant | undefined)[] = [undefined, ATTENTION_CANDIDATES.r64_l4];
+  if (gpu.info.features.includes("subgroups")) variants.push(ATTENTION_CANDIDATES.r32_l8_sg);
+  for (const variant of variants) {
+    const vname = variant ? ` ${JSON.stringify(variant)}` : "";
+    for (const dir of ["forward", "backward"] as AttentionDirection[]) {
+      const got = await runGpu(c, qkv, dout, doc, dir, variant);
+      const ref = attentionForwardCpu(qkv, doc, c, dir);
+      assertClose(got.out, ref.out, `out T=1024 ${dir}${vname}`, 1e-5, 1e-4);
+      assertClose(got.lse, ref.lse, `lse T=1024 ${dir}${vname}`, 1e-5, 1e-5);
+      assertClose(
+        got.dqkv,
+        attentionBackwardCpu(dout, qkv, doc, c, dir),
+        `dqkv T=1024 ${dir}${vname}`,
+        2e-5,
+        1e-3,
+      );
+    }
   }
 });
 
