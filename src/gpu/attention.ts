@@ -120,18 +120,15 @@ function tileRows(gpu: Gpu, d4: number, v: AttentionVariant): number {
     `Cannot plan attention variant ${name}: ${v.rows * v.lanes} invocations exceed the ` +
       `adapter's ${gpu.limits.maxComputeInvocationsPerWorkgroup} per workgroup`,
   );
-  const bytesPerRow = attentionWorkgroupBytes({
-    d4,
-    wg: v.rows,
-    bk: 1,
-    lanes: v.lanes,
-    subgroups: v.subgroups,
-  });
-  const bk = Math.min(BK_MAX, Math.floor(gpu.limits.maxComputeWorkgroupStorageSize / bytesPerRow));
+  const limit = gpu.limits.maxComputeWorkgroupStorageSize;
+  const bytes = (bk: number) =>
+    attentionWorkgroupBytes({ d4, wg: v.rows, bk, lanes: v.lanes, subgroups: v.subgroups });
+  let bk = BK_MAX;
+  while (bk >= 1 && bytes(bk) > limit) bk--;
   expect(
     bk >= 1,
     `Cannot plan attention variant ${name}: head dim ${d4 * 4} needs more workgroup memory ` +
-      `than the adapter's ${gpu.limits.maxComputeWorkgroupStorageSize} bytes`,
+      `than the adapter's ${limit} bytes`,
   );
   return bk;
 }
