@@ -105,9 +105,25 @@ function checkShape(t: Tensor, shape: readonly number[], what: string, op: strin
 
 /**
  * Tile size of a variant: as many streamed rows as fit the device's workgroup memory, at most
- * 32. Throws when the variant does not fit the adapter at all.
+ * 32. Throws when the variant's tiles do not fit the adapter at all.
  */
 function tileRows(gpu: Gpu, d4: number, v: AttentionVariant): number {
+  const name = `${attentionVariantName(v)} (rows balanced for T)`;
+  const limit = gpu.limits.maxComputeWorkgroupStorageSize;
+  const bytes = (bk: number) =>
+    attentionWorkgroupBytes({ d4, wg: v.rows, bk, lanes: v.lanes, subgroups: v.subgroups });
+  let bk = BK_MAX;
+  while (bk >= 1 && bytes(bk) > limit) bk--;
+  expect(
+    bk >= 1,
+    `Cannot plan attention variant ${name}: head dim ${d4 * 4} needs more workgroup memory ` +
+      `than the adapter's ${limit} bytes`,
+  );
+  return bk;
+}
+
+/** Throws when the adapter cannot run variant `v` at any T. */
+function checkVariant(gpu: Gpu, v: AttentionVariant): void {
   const name = attentionVariantName(v);
   expect(
     Number.isInteger(v.rows) && v.rows > 0 && [1, 2, 4, 8].includes(v.lanes) &&
@@ -120,17 +136,6 @@ function tileRows(gpu: Gpu, d4: number, v: AttentionVariant): number {
     `Cannot plan attention variant ${name}: ${v.rows * v.lanes} invocations exceed the ` +
       `adapter's ${gpu.limits.maxComputeInvocationsPerWorkgroup} per workgroup`,
   );
-  const limit = gpu.limits.maxComputeWorkgroupStorageSize;
-  const bytes = (bk: number) =>
-    attentionWorkgroupBytes({ d4, wg: v.rows, bk, lanes: v.lanes, subgroups: v.subgroups });
-  let bk = BK_MAX;
-  while (bk >= 1 && bytes(bk) > limit) bk--;
-  expect(
-    bk >= 1,
-    `Cannot plan attention variant ${name}: head dim ${d4 * 4} needs more workgroup memory ` +
-      `than the adapter's ${limit} bytes`,
-  );
-  return bk;
 }
 
 const sources = new Map<string, string>();
@@ -233,13 +238,40 @@ interface PassSpec {
   bindings: Tensor[];
 }
 
-async function planPass(gpu: Gpu, s: PassSpec, v: AttentionVariant): Promise<Dispatch> {
+/**
+ * Rows per workgroup used for sequences of T rows: the variant's `rows` is an upper bound, and
+ * the ceil(T / rows) workgroups share the T rows evenly, rounded up to whole 32-invocation
+ * warps (multiples of 32 / lanes rows). At T = 69 and 64 rows that is 40 (two workgroups of
+ * 40 and 29 live rows) instead of 64 and 5: every workgroup streams the same keys whether or
+ * not its rows are live, so idle rows cost as much as live ones.
+ *
+ * @param T sequence length.
+ * @param v the variant.
+ * @returns rows per workgroup, at most `v.rows`.
+ *
+ * @example
+ * ```ts
+ * import { balancedRows } from "./attention.ts";
+ * console.log(balancedRows(69, { rows: 64, lanes: 4 })); // 40
+ * ```
+ */
+export function balancedRows(T: number, v: AttentionVariant): number {
+  if (!(Number.isInteger(v.rows) && v.rows > 0 && T > 0)) return v.rows;
+  const groups = Math.ceil(T / v.rows);
+  const unit = Math.max(1, Math.floor(32 / v.lanes));
+  return Math.min(v.rows, Math.ceil(Math.ceil(T / groups) / unit) * unit);
+}
+
+async function planPass(gpu: Gpu, s: PassSpec, variant: AttentionVariant): Promise<Dispatch> {
   const { B, T, H, D } = s.dims;
+  checkVariant(gpu, variant);
+  const v = { ...variant, rows: balancedRows(T, variant) };
   if (v.subgroups) {
     const size = await subgroupSize(gpu);
     expect(
       size > 0 && size % v.lanes === 0,
-      `Cannot plan attention variant ${attentionVariantName(v)}: the device has no subgroups ` +
+      `Cannot plan attention variant ${attentionVariantName(variant)}: the device has no ` +
+        `subgroups ` +
         `of consecutive invocations in multiples of ${v.lanes}`,
     );
   }
@@ -299,7 +331,8 @@ function checkDirection(direction: AttentionDirection): void {
  * @param nHead H; the head dim D = C / H must be at most 128.
  * @param direction `"forward"` (causal, j ≤ i) or `"backward"` (anti-causal, j ≥ i).
  * @param options `variant`: the kernel variant; default chosen by {@linkcode attentionTuner}.
- * @returns one dispatch of (ceil(T / rows), H, B) workgroups; empty when B or T is 0.
+ * @returns one dispatch of (ceil(T / rows), H, B) workgroups (rows: {@linkcode balancedRows});
+ *   empty when B or T is 0.
  *
  * @example Plan and run (needs a WebGPU adapter)
  * ```ts ignore

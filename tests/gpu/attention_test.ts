@@ -7,6 +7,7 @@ import {
   attentionFlops,
   attentionTuner,
   type AttentionVariant,
+  balancedRows,
   planAttentionBackward,
   planAttentionForward,
   setAttentionTuner,
@@ -295,6 +296,17 @@ Deno.test("attention variants with split rows are bit-identical on rerun", async
       assert.ok(x.every((u, i) => u === y[i]), `${name}: ${k} differs between runs`);
     }
   }
+});
+
+Deno.test("balancedRows() shares T evenly among the workgroups in whole warps", () => {
+  assert.equal(balancedRows(69, { rows: 64, lanes: 4 }), 40);
+  assert.equal(balancedRows(69, { rows: 32, lanes: 1 }), 32);
+  assert.equal(balancedRows(69, { rows: 16, lanes: 8 }), 16);
+  assert.equal(balancedRows(45, { rows: 16, lanes: 8 }), 16);
+  assert.equal(balancedRows(40, { rows: 32, lanes: 8 }), 20);
+  assert.equal(balancedRows(1024, { rows: 64, lanes: 4 }), 64);
+  assert.equal(balancedRows(5, { rows: 64, lanes: 4 }), 8);
+  assert.equal(balancedRows(1, { rows: 32, lanes: 1 }), 32);
 });
 
 Deno.test("attentionTuneKey() buckets T to a power of two of at least 32", () => {
