@@ -271,8 +271,7 @@ async function planPass(gpu: Gpu, s: PassSpec, variant: AttentionVariant): Promi
     expect(
       size > 0 && size % v.lanes === 0,
       `Cannot plan attention variant ${attentionVariantName(variant)}: the device has no ` +
-        `subgroups ` +
-        `of consecutive invocations in multiples of ${v.lanes}`,
+        `subgroups of consecutive invocations in multiples of ${v.lanes}`,
     );
   }
   return await planDispatch(gpu, {
