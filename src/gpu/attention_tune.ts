@@ -36,7 +36,18 @@ export interface AttentionVariant {
 /** The three attention passes. */
 export type AttentionPass = "forward" | "backward_dq" | "backward_dkv";
 
-/** The name of a variant: `r<rows>_l<lanes>`, with `_sg` for subgroup shuffles. */
+/**
+ * The name of a variant: `r<rows>_l<lanes>`, with `_sg` for subgroup shuffles.
+ *
+ * @param v the variant.
+ * @returns its name, as in {@linkcode ATTENTION_CANDIDATES} and the tuning cache.
+ *
+ * @example
+ * ```ts
+ * import { attentionVariantName } from "./attention_tune.ts";
+ * console.log(attentionVariantName({ rows: 64, lanes: 4, subgroups: true })); // r64_l4_sg
+ * ```
+ */
 export function attentionVariantName(v: AttentionVariant): string {
   return `r${v.rows}_l${v.lanes}${v.subgroups ? "_sg" : ""}`;
 }
@@ -82,7 +93,20 @@ export const ATTENTION_TABLE: readonly TuneTableEntry[] = Object.freeze([
   },
 ]);
 
-/** The cache and table key of a pass: `"<pass>:D<D>xT<bucket>"`, T rounded up to 2^k ≥ 32. */
+/**
+ * The cache and table key of a pass: `"<pass>:D<D>xT<bucket>"`, T rounded up to 2^k ≥ 32.
+ *
+ * @param pass which of the three kernels.
+ * @param D head dimension.
+ * @param T sequence length.
+ * @returns the key.
+ *
+ * @example
+ * ```ts
+ * import { attentionTuneKey } from "./attention_tune.ts";
+ * console.log(attentionTuneKey("backward_dkv", 96, 69)); // backward_dkv:D96xT128
+ * ```
+ */
 export function attentionTuneKey(pass: AttentionPass, D: number, T: number): string {
   let bucket = 32;
   while (bucket < T) bucket *= 2;
