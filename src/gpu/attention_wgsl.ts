@@ -59,27 +59,21 @@ export interface AttentionTiles {
   subgroups?: boolean;
 }
 
-/**
- * Head-row vec4s per lane, the padded tile row length (vec4s) of a kernel, and the row stride
- * of the score arrays (floats): bk × lanes made odd, so the rows of one warp reading their
- * scores for the same key hit different memory banks (a stride of 32 would put them all on
- * one bank).
- */
-function split(t: AttentionTiles): { per: number; stride: number; scoreStride: number } {
+/** Head-row vec4s per lane and the padded tile row length (vec4s) of a kernel. */
+function split(t: AttentionTiles): { per: number; stride: number } {
   const lanes = t.lanes ?? 1;
   const per = Math.ceil(t.d4 / lanes);
-  const n = t.bk * lanes;
-  return { per, stride: per * lanes, scoreStride: n % 2 === 0 ? n + 1 : n };
+  return { per, stride: per * lanes };
 }
 
 /** Workgroup memory of a kernel with these tiles, in bytes. */
 export function attentionWorkgroupBytes(t: AttentionTiles): number {
   const lanes = t.lanes ?? 1;
-  const { stride, scoreStride } = split(t);
+  const { stride } = split(t);
   // ta, tb (bk rows of `stride` vec4s), tdoc/tlse/tdelta (bk each), and the scores: pa
-  // (wg rows of `scoreStride`), plus pb (same) for the workgroup-memory exchange of split rows.
+  // (bk x wg x lanes), plus pb (same) for the workgroup-memory exchange of split rows.
   const exchange = lanes > 1 && !t.subgroups ? 2 : 1;
-  return 2 * t.bk * stride * 16 + 3 * t.bk * 4 + exchange * t.wg * scoreStride * 4;
+  return 2 * t.bk * stride * 16 + 3 * t.bk * 4 + exchange * t.bk * t.wg * lanes * 4;
 }
 
 function range(n: number): number[] {
@@ -114,7 +108,7 @@ export function attentionWgsl(t: AttentionTiles): string {
   const ok = [D4, WG, BK].every((x) => Number.isInteger(x) && x > 0) && D4 <= 32 &&
     [1, 2, 4, 8].includes(LN) && !(SG && LN === 1);
   if (!ok) throw new Error(`Invalid attention tiles ${JSON.stringify(t)}`);
-  const { per: P, stride: DP, scoreStride: PS } = split(t);
+  const { per: P, stride: DP } = split(t);
   /** Invocations per workgroup. */
   const NI = WG * LN;
   const C = range(P);
@@ -175,12 +169,12 @@ export function attentionWgsl(t: AttentionTiles): string {
   emit(`// Streamed tiles: keys and values (forward, backward_dq) or scaled queries and output`);
   emit(`// gradients (backward_dkv), rows of ${DP} vec4s (zero past D), per-row doc id, lse and`);
   if (LN === 1) {
-    emit(`// delta; pa[row * ${PS} + jj] holds row's score for streamed row jj of the tile.`);
+    emit(`// delta; pa[jj * ${NI} + row] holds row's score for streamed row jj of the tile.`);
   } else if (SG) {
-    emit(`// delta; pa[row * ${PS} + jj * ${LN} + lane] holds the score of streamed row jj`);
+    emit(`// delta; pa[jj * ${NI} + row * ${LN} + lane] holds the score of streamed row jj`);
     emit(`// (each lane its own copy).`);
   } else {
-    emit(`// delta; pa/pb[row * ${PS} + jj * ${LN} + lane] hold lane's partial dot products`);
+    emit(`// delta; pa/pb[jj * ${NI} + row * ${LN} + lane] hold lane's partial dot products`);
     emit(`// (score, and dout · v in backward) for streamed row jj of the tile.`);
   }
   emit(`var<workgroup> ta: array<vec4<f32>, ${BK * DP}>;`);
@@ -188,8 +182,8 @@ export function attentionWgsl(t: AttentionTiles): string {
   emit(`var<workgroup> tdoc: array<i32, ${BK}>;`);
   emit(`var<workgroup> tlse: array<f32, ${BK}>;`);
   emit(`var<workgroup> tdelta: array<f32, ${BK}>;`);
-  emit(`var<workgroup> pa: array<f32, ${WG * PS}>;`);
-  if (LN > 1 && !SG) emit(`var<workgroup> pb: array<f32, ${WG * PS}>;`);
+  emit(`var<workgroup> pa: array<f32, ${BK * NI}>;`);
+  if (LN > 1 && !SG) emit(`var<workgroup> pb: array<f32, ${BK * NI}>;`);
   emit();
   // Loaders: elements 4c..4c+3 of a D-wide row at `base`, zero past D.
   for (
@@ -276,8 +270,12 @@ export function attentionWgsl(t: AttentionTiles): string {
       emit(`  let sbase = sid - lane;`);
     }
   };
-  /** Workgroup index of this lane's partial for streamed row `jj`. */
-  const slot = (jj: string) => LN === 1 ? `row * ${PS}u + ${jj}` : `row * ${PS}u + ${jj} * ${LN}u`;
+  /**
+   * Workgroup index of lane 0's partial for streamed row `jj`: key-major, so the invocations of
+   * a warp touch consecutive words (rows' lanes) for the same key: no bank conflicts, and the
+   * lanes of a row reading one partial all read the same word.
+   */
+  const slot = (jj: string) => LN === 1 ? `${jj} * ${NI}u + row` : `${jj} * ${NI}u + row * ${LN}u`;
   const mine = (jj: string) => LN === 1 ? slot(jj) : `${slot(jj)} + lane`;
   /** Tile vec4 of streamed row base `rb` (already including the lane) for owned vec4 k. */
   const tile = (arr: string, rb: string, k: number) => `${arr}[${rb}${off(k)}]`;
