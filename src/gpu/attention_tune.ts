@@ -84,9 +84,9 @@ export const ATTENTION_TABLE: readonly TuneTableEntry[] = Object.freeze([
   {
     adapter: "^llvmpipe",
     // Forward + both backward passes at B=8 H=8 T=69 D=96, ms (GPU timestamps; the machine
-    // was shared, so absolute times were noisy, the order was not): r32_l1 796, r64_l1 836,
-    // r32_l2 1602, r64_l2 1763, r16_l4 2035, r32_l4 2595, r32_l4_sg 3408, r32_l8_sg 3566,
-    // r64_l4 3667, r16_l8 4218, r32_l8 4365, r64_l4_sg 5662. On a CPU the vector units run
+    // was shared, so absolute times were noisy, the order was not): r32_l1 1068, r64_l1 1128,
+    // r32_l2 2063, r32_l4 2163, r32_l4_sg 2184, r64_l2 2316, r64_l4 2340, r32_l8_sg 2395,
+    // r16_l4 2432, r64_l4_sg 2531, r32_l8 3152, r16_l8 3278. On a CPU the vector units run
     // invocations side by side and registers are not scarce: one invocation per row wins.
     measured: "Mesa lavapipe, LLVM 15.0.6, 256-bit vectors, 2 cores (2026-11-27)",
     default: "r32_l1",
