@@ -35,6 +35,7 @@ import {
   attentionTuner,
   planAttentionBackward,
   planAttentionForward,
+  setAttentionTuner,
 } from "../src/gpu/attention.ts";
 import {
   matmulFlops,
@@ -45,6 +46,7 @@ import {
   setMatmulTuner,
 } from "../src/gpu/matmul.ts";
 import { defaultCacheDir, MatmulTuner } from "../src/gpu/matmul_tune.ts";
+import { AttentionTuner } from "../src/gpu/attention_tune.ts";
 import { uploadTensor } from "../src/gpu/tensor.ts";
 import type { Op } from "../src/gpu/kernel.ts";
 import { timeOps, type TimingMethod } from "../src/gpu/timing.ts";
@@ -81,7 +83,8 @@ has timestamp-query, else by repeating the work inside one submission.`,
     batch: { type: "integer", min: 1, help: "rows per step of --profile" },
     retune: {
       type: "boolean",
-      help: "time every matmul candidate anew (ignore the table and the cache; rewrite the cache)",
+      help: "time every matmul and attention candidate anew (ignore the tables and the caches; " +
+        "rewrite the caches)",
     },
     tokenizer: {
       type: "string",
@@ -208,10 +211,9 @@ const gpu = await getGpu({ log: true }).catch((e) => {
   Deno.exit(1);
 });
 if (values.retune) {
-  setMatmulTuner(
-    gpu,
-    new MatmulTuner({ adapter: gpu.info.description, cacheDir: defaultCacheDir(), retune: true }),
-  );
+  const tuning = { adapter: gpu.info.description, cacheDir: defaultCacheDir(), retune: true };
+  setMatmulTuner(gpu, new MatmulTuner(tuning));
+  setAttentionTuner(gpu, new AttentionTuner(tuning));
 }
 const report: Record<string, unknown> = {
   adapter: gpu.info.description,

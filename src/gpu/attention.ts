@@ -33,8 +33,9 @@ import {
   attentionVariantName,
 } from "./attention_tune.ts";
 import type { Gpu } from "./device.ts";
-import { type Dispatch, f32, planDispatch, run } from "./kernel.ts";
-import { createTensor, readTensorI32, type Tensor } from "./tensor.ts";
+import { type Dispatch, f32, planDispatch } from "./kernel.ts";
+import { subgroupSize } from "./reduce.ts";
+import { createTensor, type Tensor } from "./tensor.ts";
 import { timeOps } from "./timing.ts";
 import { defaultCacheDir } from "./tune.ts";
 
@@ -150,58 +151,6 @@ function sourceOf(gpu: Gpu, d4: number, v: AttentionVariant): string {
     sources.set(key, code);
   }
   return code;
-}
-
-const SUBGROUP_PROBE = `
-struct Params { n: u32 }
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read_write> o: array<i32>;
-@compute @workgroup_size(256)
-fn main(@builtin(local_invocation_index) lid: u32,
-        @builtin(subgroup_invocation_id) sid: u32, @builtin(subgroup_size) size: u32) {
-  if (lid < p.n) {
-    o[2u * lid] = i32(sid);
-    o[2u * lid + 1u] = i32(size);
-  }
-}
-`;
-
-const subgroupSizes = new WeakMap<Gpu, Promise<number>>();
-
-/**
- * The subgroup size when the device has `subgroups` and its subgroups are made of consecutive
- * invocation indices (subgroup_invocation_id = local_invocation_index mod size, checked once
- * per device on a 256-invocation workgroup), which the subgroup variants rely on to find a
- * row's lanes; else 0.
- */
-function subgroupSize(gpu: Gpu): Promise<number> {
-  let size = subgroupSizes.get(gpu);
-  if (size === undefined) {
-    size = (async () => {
-      if (!gpu.info.features.includes("subgroups")) return 0;
-      const out = createTensor(gpu, [512], "attention.subgroup_probe", "i32");
-      try {
-        const d = await planDispatch(gpu, {
-          label: "attention.subgroup_probe",
-          code: SUBGROUP_PROBE,
-          params: [256],
-          bindings: [out],
-          workgroups: [1],
-        });
-        await run(gpu, [d]);
-        const got = await readTensorI32(gpu, out);
-        const s = got[1];
-        const ok = s >= 1 && got.every((x, k) => x === (k % 2 === 0 ? (k / 2) % s : s));
-        return ok ? s : 0;
-      } catch {
-        return 0; // the probe itself does not compile or run: no subgroup variants
-      } finally {
-        out.buffer.destroy();
-      }
-    })();
-    subgroupSizes.set(gpu, size);
-  }
-  return size;
 }
 
 const tuners = new WeakMap<Gpu, AttentionTuner>();
