@@ -19,7 +19,11 @@
  * - `tokenizer` (only with `--tokenizer FILE`, which runs nothing else and needs no adapter):
  *   MB/s of the TinyStories tokenizer on FILE's stories (see `_bench_tokenizer.ts`).
  *
- * Permissions: read (for `--tokenizer FILE`); write `out/tune` (the matmul tuning cache when
+ * The JSON names the kernel variants that ran: `matmul_variants` and `attention_variants` (per
+ * key, the variant and whether it came from the checked-in table, the tuning cache, or was tuned
+ * now).
+ *
+ * Permissions: read (for `--tokenizer FILE`); write `out/tune` (the tuning caches when
  * `BST_CACHE_DIR` points there); env (`XDG_RUNTIME_DIR`, `DENO_WEBGPU_BACKEND`, `BST_CACHE_DIR`).
  *
  * @module
@@ -28,8 +32,10 @@
 import { getGpu, type Gpu } from "../src/gpu/device.ts";
 import {
   attentionFlops,
+  attentionTuner,
   planAttentionBackward,
   planAttentionForward,
+  setAttentionTuner,
 } from "../src/gpu/attention.ts";
 import {
   matmulFlops,
@@ -40,6 +46,7 @@ import {
   setMatmulTuner,
 } from "../src/gpu/matmul.ts";
 import { defaultCacheDir, MatmulTuner } from "../src/gpu/matmul_tune.ts";
+import { AttentionTuner } from "../src/gpu/attention_tune.ts";
 import { uploadTensor } from "../src/gpu/tensor.ts";
 import type { Op } from "../src/gpu/kernel.ts";
 import { timeOps, type TimingMethod } from "../src/gpu/timing.ts";
@@ -76,7 +83,8 @@ has timestamp-query, else by repeating the work inside one submission.`,
     batch: { type: "integer", min: 1, help: "rows per step of --profile" },
     retune: {
       type: "boolean",
-      help: "time every matmul candidate anew (ignore the table and the cache; rewrite the cache)",
+      help: "time every matmul and attention candidate anew (ignore the tables and the caches; " +
+        "rewrite the caches)",
     },
     tokenizer: {
       type: "string",
@@ -89,8 +97,9 @@ has timestamp-query, else by repeating the work inside one submission.`,
 tinystories_cpu: config/tinystories_cpu.yaml's L2 C64 T64, vocabulary 1000, 5% of the pairs)
 kernel by kernel and prints the table (ms, GFLOP/s, share) on stderr and in the JSON. --batch
 sets its rows per step (default 64 for small; 256 for paper, 16 on a CPU adapter). The JSON also
-lists the matmul variant used per shape (matmul_variants: from the checked-in table, or tuned at
-first use on adapters it does not list). --tokenizer FILE runs only the tokenizer figure (no
+lists the matmul variant used per shape (matmul_variants) and the attention variant per pass
+(attention_variants: rows per workgroup and lanes per row, e.g. r64_l4), each from the
+checked-in table or tuned at first use on adapters it does not list. --tokenizer FILE runs only the tokenizer figure (no
 adapter needed): the TinyStories tokenizer encodes FILE's stories (separated by <|endoftext|>
 lines) one at a time; prints MB/s of the first pass and the median of --repeats passes.
 Progress goes to stderr.`,
@@ -202,10 +211,9 @@ const gpu = await getGpu({ log: true }).catch((e) => {
   Deno.exit(1);
 });
 if (values.retune) {
-  setMatmulTuner(
-    gpu,
-    new MatmulTuner({ adapter: gpu.info.description, cacheDir: defaultCacheDir(), retune: true }),
-  );
+  const tuning = { adapter: gpu.info.description, cacheDir: defaultCacheDir(), retune: true };
+  setMatmulTuner(gpu, new MatmulTuner(tuning));
+  setAttentionTuner(gpu, new AttentionTuner(tuning));
 }
 const report: Record<string, unknown> = {
   adapter: gpu.info.description,
@@ -238,4 +246,5 @@ try {
   Deno.exit(1);
 }
 report.matmul_variants = matmulTuner(gpu).choices();
+report.attention_variants = attentionTuner(gpu).choices();
 console.log(JSON.stringify(report));

@@ -8,8 +8,8 @@
 #   OUT=/some/dir bash scripts/gpu_profile.sh
 #
 # Results go to $OUT (default out/gpu_profile): adapter.json, profile_paper.{json,txt},
-# bench.{json,log}, train.{log,json}, conformance.{jsonl,log}, test.log, the matmul tuning
-# cache (matmul_tune_<adapter>.json), and summary.txt with
+# bench.{json,log}, train.{log,json}, conformance.{jsonl,log}, test.log, the tuning caches
+# (matmul_tune_<adapter>.json, attention_tune_<adapter>.json), and summary.txt with
 # each step's exit status and milliseconds. A failing step does not stop the later ones. The
 # whole script stays under about 9 minutes (the sum of the limits below).
 #
@@ -22,8 +22,9 @@ OUT=${OUT:-out/gpu_profile}
 mkdir -p "$OUT"
 export XDG_RUNTIME_DIR=${XDG_RUNTIME_DIR:-/tmp}
 export DENO_WEBGPU_BACKEND=${DENO_WEBGPU_BACKEND:-vulkan}
-# Matmul variants tuned at first use (adapters missing from the checked-in table) are cached
-# here and shared by bench and train; the file is copied to $OUT for the table.
+# Matmul and attention variants tuned at first use (adapters missing from the checked-in
+# tables) are cached here and shared by bench and train; the files are copied to $OUT for the
+# tables.
 export BST_CACHE_DIR=${BST_CACHE_DIR:-out/tune}
 if [ -d .gpu ]; then
   bash .gpu/bootstrap.sh >"$OUT/bootstrap.log" 2>&1 || echo "bootstrap failed (see bootstrap.log)"
@@ -64,7 +65,7 @@ find out/gpu_profile_train -name 'metrics.*' -newer "$summary" -exec cp {} "$OUT
 step conformance 60 "$OUT/conformance.jsonl" "$OUT/conformance.log" \
   deno task conformance tests/fixtures/bst_tiny.safetensors tests/fixtures/gpt_tiny.safetensors \
   tests/fixtures/gpt_fim_tiny.safetensors
-cp "$BST_CACHE_DIR"/matmul_tune_*.json "$OUT/" 2>/dev/null
+cp "$BST_CACHE_DIR"/matmul_tune_*.json "$BST_CACHE_DIR"/attention_tune_*.json "$OUT/" 2>/dev/null
 step test 240 "$OUT/test.log" "$OUT/test.log.err" deno task test
 cat "$summary"
 if [ -n "${BUNDLE:-}" ]; then

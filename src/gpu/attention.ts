@@ -1,7 +1,7 @@
 /**
- * Masked multi-head attention for both BST encoders (kernels generated per head width by
- * `src/gpu/attention_wgsl.ts`, so each invocation's head row and accumulators stay in
- * registers).
+ * Masked multi-head attention for both BST encoders (kernels generated per head width and
+ * variant by `src/gpu/attention_wgsl.ts`, so each invocation's part of the head row and of its
+ * accumulators stays in registers).
  *
  * One kernel family serves the forward encoder (causal: query i sees keys j ≤ i of its own
  * document) and the backward encoder (anti-causal: j ≥ i). The caller passes `doc_f` with
@@ -12,13 +12,34 @@
  * Forward saves the row log-sum-exp `lse` (B, H, T); backward recomputes the probabilities
  * from it in two deterministic passes (dq, then dk and dv) without atomics.
  *
+ * Variants: `rows` rows per workgroup and `lanes` invocations per row, the head dimension split
+ * across the lanes (why, and the fixed order of the lanes' partial sums: `attention_wgsl.ts`),
+ * the partial sums exchanged in workgroup memory or, where the device has `subgroups` made of
+ * consecutive invocations (probed once per device), by subgroup shuffles.
+ * Each pass's variant comes from {@linkcode attentionTuner} (a checked-in table per adapter,
+ * else timed at first use and cached; `attention_tune.ts`) unless the caller names one. A
+ * variant fixes every summation order, so results are bit-identical from run to run; variants
+ * with different lane counts may differ in the last bits.
+ *
  * @module
  */
 
 import { attentionWgsl, attentionWorkgroupBytes } from "./attention_wgsl.ts";
+import {
+  type AttentionPass,
+  attentionTuneKey,
+  AttentionTuner,
+  type AttentionVariant,
+  attentionVariantName,
+} from "./attention_tune.ts";
 import type { Gpu } from "./device.ts";
 import { type Dispatch, f32, planDispatch } from "./kernel.ts";
+import { subgroupSize } from "./reduce.ts";
 import { createTensor, type Tensor } from "./tensor.ts";
+import { timeOps } from "./timing.ts";
+import { defaultCacheDir } from "./tune.ts";
+
+export type { AttentionVariant } from "./attention_tune.ts";
 
 /** Which encoder's mask: `"forward"` is causal (j ≤ i), `"backward"` anti-causal (j ≥ i). */
 export type AttentionDirection = "forward" | "backward";
@@ -26,10 +47,14 @@ export type AttentionDirection = "forward" | "backward";
 /** Largest head dimension the kernels support. */
 export const ATTENTION_MAX_HEAD_DIM = 128;
 
-/** Rows (queries, or keys in the dk/dv pass) per workgroup. */
-const WG = 32;
 /** Largest tile of streamed rows kept in workgroup memory. */
 const BK_MAX = 32;
+
+/** Options of the attention planners. */
+export interface AttentionOptions {
+  /** Kernel variant of every pass; default: chosen per adapter, pass and shape (the tuner). */
+  variant?: AttentionVariant;
+}
 
 interface AttentionDims {
   B: number;
@@ -79,50 +104,167 @@ function checkShape(t: Tensor, shape: readonly number[], what: string, op: strin
   );
 }
 
-/** Tile size: as many streamed rows as fit the device's workgroup memory, at most 32. */
-function tileRows(gpu: Gpu, d4: number): number {
-  const bytesPerRow = attentionWorkgroupBytes({ d4, wg: WG, bk: 1 });
-  const bk = Math.min(BK_MAX, Math.floor(gpu.limits.maxComputeWorkgroupStorageSize / bytesPerRow));
-  if (bk < 1) {
-    throw new Error(
-      `Cannot plan attention: head dim ${d4 * 4} needs more workgroup memory than the ` +
-        `adapter's ${gpu.limits.maxComputeWorkgroupStorageSize} bytes`,
-    );
-  }
+/**
+ * Tile size of a variant: as many streamed rows as fit the device's workgroup memory, at most
+ * 32. Throws when the variant's tiles do not fit the adapter at all.
+ */
+function tileRows(gpu: Gpu, d4: number, v: AttentionVariant): number {
+  const name = `${attentionVariantName(v)} (rows balanced for T)`;
+  const limit = gpu.limits.maxComputeWorkgroupStorageSize;
+  const bytes = (bk: number) =>
+    attentionWorkgroupBytes({ d4, wg: v.rows, bk, lanes: v.lanes, subgroups: v.subgroups });
+  let bk = BK_MAX;
+  while (bk >= 1 && bytes(bk) > limit) bk--;
+  expect(
+    bk >= 1,
+    `Cannot plan attention variant ${name}: head dim ${d4 * 4} needs more workgroup memory ` +
+      `than the adapter's ${limit} bytes`,
+  );
   return bk;
+}
+
+/** Throws when the adapter cannot run variant `v` at any T. */
+function checkVariant(gpu: Gpu, v: AttentionVariant): void {
+  const name = attentionVariantName(v);
+  expect(
+    Number.isInteger(v.rows) && v.rows > 0 && [1, 2, 4, 8].includes(v.lanes) &&
+      !(v.subgroups && v.lanes === 1),
+    `Cannot plan attention variant ${name}: rows must be a positive integer, lanes 1, 2, 4 ` +
+      `or 8 (at least 2 with subgroups)`,
+  );
+  expect(
+    v.rows * v.lanes <= gpu.limits.maxComputeInvocationsPerWorkgroup,
+    `Cannot plan attention variant ${name}: ${v.rows * v.lanes} invocations exceed the ` +
+      `adapter's ${gpu.limits.maxComputeInvocationsPerWorkgroup} per workgroup`,
+  );
 }
 
 const sources = new Map<string, string>();
 
-/** The generated kernels for head rows of `d4` vec4s and tiles of `bk` rows (once each). */
-function sourceOf(d4: number, bk: number): string {
-  const key = `${d4}|${bk}`;
+/** The generated kernels of a variant for head rows of `d4` vec4s (once each). */
+function sourceOf(gpu: Gpu, d4: number, v: AttentionVariant): string {
+  const bk = tileRows(gpu, d4, v);
+  const key = `${d4}|${bk}|${attentionVariantName(v)}`;
   let code = sources.get(key);
   if (code === undefined) {
-    code = attentionWgsl({ d4, wg: WG, bk });
+    code = attentionWgsl({ d4, wg: v.rows, bk, lanes: v.lanes, subgroups: v.subgroups });
     sources.set(key, code);
   }
   return code;
 }
 
-function common(gpu: Gpu, dims: AttentionDims, direction: AttentionDirection) {
+const tuners = new WeakMap<Gpu, AttentionTuner>();
+
+/**
+ * The process-wide attention variant chooser of `gpu`: the checked-in table for known adapters,
+ * else tuning at first use of each pass and shape, cached in `BST_CACHE_DIR` when that is
+ * readable and writable under the granted permissions (see `attention_tune.ts`).
+ *
+ * @param gpu the shared GPU.
+ * @returns the tuner; replace it with {@linkcode setAttentionTuner}.
+ */
+export function attentionTuner(gpu: Gpu): AttentionTuner {
+  let t = tuners.get(gpu);
+  if (!t) {
+    t = new AttentionTuner({ adapter: gpu.info.description, cacheDir: defaultCacheDir() });
+    tuners.set(gpu, t);
+  }
+  return t;
+}
+
+/** Replaces the attention variant chooser of `gpu` (e.g. a tuner without the table). */
+export function setAttentionTuner(gpu: Gpu, tuner: AttentionTuner): void {
+  tuners.set(gpu, tuner);
+}
+
+/** What one pass needs besides its variant. */
+interface PassSpec {
+  pass: AttentionPass;
+  label: string;
+  dims: AttentionDims;
+  direction: AttentionDirection;
+  /** The pass's bindings 1.. in order (see `attentionWgsl`). */
+  bindings: Tensor[];
+}
+
+/**
+ * Rows per workgroup used for sequences of T rows: the variant's `rows` is an upper bound, and
+ * the ceil(T / rows) workgroups share the T rows evenly, rounded up to whole 32-invocation
+ * warps (multiples of 32 / lanes rows). At T = 69 and 64 rows that is 40 (two workgroups of
+ * 40 and 29 live rows) instead of 64 and 5: every workgroup streams the same keys whether or
+ * not its rows are live, so idle rows cost as much as live ones.
+ *
+ * @param T sequence length.
+ * @param v the variant.
+ * @returns rows per workgroup, at most `v.rows`.
+ *
+ * @example
+ * ```ts
+ * import { balancedRows } from "./attention.ts";
+ * console.log(balancedRows(69, { rows: 64, lanes: 4 })); // 40
+ * ```
+ */
+export function balancedRows(T: number, v: AttentionVariant): number {
+  if (!(Number.isInteger(v.rows) && v.rows > 0 && T > 0)) return v.rows;
+  const groups = Math.ceil(T / v.rows);
+  const unit = Math.max(1, Math.floor(32 / v.lanes));
+  return Math.min(v.rows, Math.ceil(Math.ceil(T / groups) / unit) * unit);
+}
+
+async function planPass(gpu: Gpu, s: PassSpec, variant: AttentionVariant): Promise<Dispatch> {
+  const { B, T, H, D } = s.dims;
+  checkVariant(gpu, variant);
+  const v = { ...variant, rows: balancedRows(T, variant) };
+  if (v.subgroups) {
+    const size = await subgroupSize(gpu);
+    expect(
+      size > 0 && size % v.lanes === 0,
+      `Cannot plan attention variant ${attentionVariantName(variant)}: the device has no ` +
+        `subgroups of consecutive invocations in multiples of ${v.lanes}`,
+    );
+  }
+  return await planDispatch(gpu, {
+    label: s.label,
+    code: sourceOf(gpu, Math.ceil(D / 4), v),
+    entryPoint: s.pass,
+    params: [B, T, H, D, s.direction === "backward" ? 1 : 0, f32(1 / Math.sqrt(D))],
+    bindings: s.bindings,
+    workgroups: [Math.ceil(T / v.rows), H, B],
+  });
+}
+
+/** Scratch tensors shaped like a pass's bindings (zeros: one document, every pair visible). */
+function scratchLike(gpu: Gpu, s: PassSpec): Tensor[] {
+  return s.bindings.map((t, k) => createTensor(gpu, [...t.shape], `attention.tune.${k}`, t.dtype));
+}
+
+/** The pass's dispatch with the given variant, or the tuner's choice (timing candidates). */
+async function planTuned(
+  gpu: Gpu,
+  s: PassSpec,
+  variant: AttentionVariant | undefined,
+): Promise<Dispatch> {
+  if (variant) return planPass(gpu, s, variant);
+  let scratch: Tensor[] | undefined;
+  const key = attentionTuneKey(s.pass, s.dims.D, s.dims.T);
+  const chosen = await attentionTuner(gpu).choose(key, async (v) => {
+    try {
+      scratch ??= scratchLike(gpu, s);
+      const d = await planPass(gpu, { ...s, bindings: scratch }, v);
+      return (await timeOps(gpu, [d], { samples: 3 })).ms;
+    } catch {
+      return Infinity; // a variant this adapter cannot run
+    }
+  });
+  for (const t of scratch ?? []) t.buffer.destroy();
+  return planPass(gpu, s, chosen.variant);
+}
+
+function checkDirection(direction: AttentionDirection): void {
   expect(
     direction === "forward" || direction === "backward",
     `Cannot plan attention: direction must be "forward" or "backward", got "${direction}"`,
   );
-  const d4 = Math.ceil(dims.D / 4);
-  return {
-    code: sourceOf(d4, tileRows(gpu, d4)),
-    params: [
-      dims.B,
-      dims.T,
-      dims.H,
-      dims.D,
-      direction === "backward" ? 1 : 0,
-      f32(1 / Math.sqrt(dims.D)),
-    ],
-    workgroups: [Math.ceil(dims.T / WG), dims.H, dims.B] as [number, number, number],
-  };
 }
 
 /**
@@ -136,7 +278,9 @@ function common(gpu: Gpu, dims: AttentionDims, direction: AttentionDirection) {
  * @param doc (B, T) i32 document ids: `doc_f` for `"forward"`, `doc_b` for `"backward"`.
  * @param nHead H; the head dim D = C / H must be at most 128.
  * @param direction `"forward"` (causal, j ≤ i) or `"backward"` (anti-causal, j ≥ i).
- * @returns one dispatch of (ceil(T/32), H, B) workgroups; empty when B or T is 0.
+ * @param options `variant`: the kernel variant; default chosen by {@linkcode attentionTuner}.
+ * @returns one dispatch of (ceil(T / rows), H, B) workgroups (rows: {@linkcode balancedRows});
+ *   empty when B or T is 0.
  *
  * @example Plan and run (needs a WebGPU adapter)
  * ```ts ignore
@@ -152,6 +296,7 @@ export async function planAttentionForward(
   doc: Tensor,
   nHead: number,
   direction: AttentionDirection,
+  options: AttentionOptions = {},
 ): Promise<Dispatch[]> {
   const dims = checkInputs(qkv, doc, nHead);
   const { B, T, H, C } = dims;
@@ -159,17 +304,15 @@ export async function planAttentionForward(
   checkShape(out, [B, T, C], "out", op);
   checkShape(lse, [B, H, T], "lse", op);
   if (B === 0 || T === 0) return [];
-  const c = common(gpu, dims, direction);
-  return [
-    await planDispatch(gpu, {
-      label: `${out.label}.attention_forward`,
-      code: c.code,
-      entryPoint: "forward",
-      params: c.params,
-      bindings: [qkv, doc, out, lse],
-      workgroups: c.workgroups,
-    }),
-  ].map((d) => ({ ...d, flops: attentionFlops(B, H, T, dims.D).forward }));
+  checkDirection(direction);
+  const d = await planTuned(gpu, {
+    pass: "forward",
+    label: `${out.label}.attention_forward`,
+    dims,
+    direction,
+    bindings: [qkv, doc, out, lse],
+  }, options.variant);
+  return [{ ...d, flops: attentionFlops(B, H, T, dims.D).forward }];
 }
 
 /**
@@ -190,6 +333,8 @@ export async function planAttentionForward(
  * @param doc (B, T) i32 document ids, the same tensor forward used.
  * @param nHead H.
  * @param direction the same direction forward used.
+ * @param options `variant`: the kernel variant of both passes; default chosen per pass by
+ *   {@linkcode attentionTuner}.
  * @returns two dispatches (dq pass, then dk/dv pass); empty when B or T is 0.
  */
 export async function planAttentionBackward(
@@ -202,6 +347,7 @@ export async function planAttentionBackward(
   doc: Tensor,
   nHead: number,
   direction: AttentionDirection,
+  options: AttentionOptions = {},
 ): Promise<Dispatch[]> {
   const dims = checkInputs(qkv, doc, nHead);
   const { B, T, H, C } = dims;
@@ -211,24 +357,22 @@ export async function planAttentionBackward(
   checkShape(out, [B, T, C], "out", op);
   checkShape(lse, [B, H, T], "lse", op);
   if (B === 0 || T === 0) return [];
-  const c = common(gpu, dims, direction);
+  checkDirection(direction);
   const delta = createTensor(gpu, [B, H, T], `${dqkv.label}.attn_delta`);
-  const dq = await planDispatch(gpu, {
+  const dq = await planTuned(gpu, {
+    pass: "backward_dq",
     label: `${dqkv.label}.attention_backward_dq`,
-    code: c.code,
-    entryPoint: "backward_dq",
-    params: c.params,
+    dims,
+    direction,
     bindings: [qkv, doc, out, lse, dout, dqkv, delta],
-    workgroups: c.workgroups,
-  });
-  const dkv = await planDispatch(gpu, {
+  }, options.variant);
+  const dkv = await planTuned(gpu, {
+    pass: "backward_dkv",
     label: `${dqkv.label}.attention_backward_dkv`,
-    code: c.code,
-    entryPoint: "backward_dkv",
-    params: c.params,
+    dims,
+    direction,
     bindings: [qkv, doc, lse, dout, delta, dqkv],
-    workgroups: c.workgroups,
-  });
+  }, options.variant);
   // Useful products (see attentionFlops): q kᵀ, dp and dq in the first pass, dv and dk in
   // the second; recomputed products are not counted.
   const flops = attentionFlops(B, H, T, dims.D).backward;

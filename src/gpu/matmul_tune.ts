@@ -23,6 +23,9 @@
  */
 
 import type { MatmulVariant } from "./matmul_wgsl.ts";
+import { type TuneTableEntry, VariantTuner } from "./tune.ts";
+
+export { defaultCacheDir, type TuneSource } from "./tune.ts";
 
 /** The three Linear patterns: forward `x·Wᵀ`, input gradient `dy·W`, weight gradient `dyᵀ·x`. */
 export type MatmulPattern = "forward" | "backward_input" | "backward_weight";
@@ -59,17 +62,8 @@ export const MATMUL_CANDIDATES: Readonly<Record<string, MatmulVariant>> = Object
   "128x128_t16x16_k8": { wgX: 8, wgY: 8, tm: 16, tn: 16, bk: 8 },
 });
 
-/** Choices for one measured adapter. */
-export interface MatmulTableEntry {
-  /** Regular expression source matched against the adapter name. */
-  adapter: string;
-  /** Where and how the choice was measured (for readers). */
-  measured: string;
-  /** Variant name for every shape not listed in `shapes`. */
-  default: string;
-  /** Variant names per {@linkcode matmulTuneKey}. */
-  shapes?: Record<string, string>;
-}
+/** Choices for one measured adapter (variant names per {@linkcode matmulTuneKey}). */
+export type MatmulTableEntry = TuneTableEntry;
 
 /**
  * Checked-in choices for adapters already measured. On a CPU adapter tuning at first use would
@@ -145,11 +139,9 @@ export interface MatmulTunerOptions {
   retune?: boolean;
 }
 
-/** How a choice was made. */
-export type TuneSource = "memory" | "table" | "cache" | "tuned";
-
 /**
- * Picks and remembers the matmul variant per shape for one adapter.
+ * Picks and remembers the matmul variant per shape for one adapter (cache file
+ * `matmul_tune_<adapter>.json`; the lookup is `tune.ts`'s).
  *
  * @example Tuning with a stand-in timer (no GPU needed)
  * ```ts
@@ -162,128 +154,15 @@ export type TuneSource = "memory" | "table" | "cache" | "tuned";
  * console.log(name, source); // 32x32_t4x4_k16 tuned
  * ```
  */
-export class MatmulTuner {
-  readonly adapter: string;
-  readonly cacheDir?: string;
-  readonly candidates: Readonly<Record<string, MatmulVariant>>;
-  readonly #entry?: MatmulTableEntry;
-  readonly #retune: boolean;
-  readonly #chosen = new Map<string, string>();
-  readonly #seen = new Map<string, string>();
-  #disk?: Record<string, string>;
-
+export class MatmulTuner extends VariantTuner<MatmulVariant> {
   constructor(options: MatmulTunerOptions) {
-    this.adapter = options.adapter;
-    this.cacheDir = options.cacheDir;
-    this.candidates = options.candidates ?? MATMUL_CANDIDATES;
-    this.#retune = options.retune ?? false;
-    this.#entry = (options.table ?? MATMUL_TABLE).find((e) =>
-      new RegExp(e.adapter).test(options.adapter)
-    );
+    super({
+      kind: "matmul",
+      adapter: options.adapter,
+      cacheDir: options.cacheDir,
+      table: options.table ?? MATMUL_TABLE,
+      candidates: options.candidates ?? MATMUL_CANDIDATES,
+      retune: options.retune,
+    });
   }
-
-  /** Path of this adapter's cache file, or undefined without a cache directory. */
-  get cacheFile(): string | undefined {
-    if (!this.cacheDir) return undefined;
-    const safe = this.adapter.replace(/[^A-Za-z0-9._-]+/g, "_").slice(0, 100);
-    return `${this.cacheDir}/matmul_tune_${safe}.json`;
-  }
-
-  /**
-   * The variant for `key`: from memory, the table, the cache file, or by timing every
-   * candidate with `measure` (ms; lower wins, ties to the first candidate).
-   *
-   * @param key from {@linkcode matmulTuneKey}.
-   * @param measure times one candidate on the real shape.
-   * @returns the variant, its name and where the choice came from.
-   */
-  async choose(
-    key: string,
-    measure: (v: MatmulVariant, name: string) => Promise<number>,
-  ): Promise<{ variant: MatmulVariant; name: string; source: TuneSource }> {
-    const known = this.#known(key);
-    if (known) {
-      if (!this.#seen.has(key)) this.#seen.set(key, `${known.name} (${known.source})`);
-      return known;
-    }
-    let best = "";
-    let bestMs = Infinity;
-    for (const [name, v] of Object.entries(this.candidates)) {
-      const ms = await measure(v, name);
-      if (ms < bestMs) [best, bestMs] = [name, ms];
-    }
-    if (!best) throw new Error(`Cannot tune matmul ${key}: no candidate could be timed`);
-    this.#chosen.set(key, best);
-    this.#seen.set(key, `${best} (tuned)`);
-    await this.#save(key, best);
-    return { variant: this.candidates[best], name: best, source: "tuned" };
-  }
-
-  /** Every key asked for so far with its variant and where the choice came from. */
-  choices(): Record<string, string> {
-    return Object.fromEntries(this.#seen);
-  }
-
-  #known(key: string): { variant: MatmulVariant; name: string; source: TuneSource } | undefined {
-    const pick = (name: string | undefined, source: TuneSource) => {
-      const variant = name === undefined ? undefined : this.candidates[name];
-      return variant ? { variant, name: name!, source } : undefined;
-    };
-    const chosen = pick(this.#chosen.get(key), "memory");
-    if (chosen || this.#retune) return chosen;
-    return pick(this.#load()[key], "cache") ??
-      pick(this.#entry?.shapes?.[key] ?? this.#entry?.default, "table");
-  }
-
-  #load(): Record<string, string> {
-    if (this.#disk) return this.#disk;
-    this.#disk = {};
-    const file = this.cacheFile;
-    if (!file) return this.#disk;
-    try {
-      const data = JSON.parse(Deno.readTextFileSync(file));
-      if (data && typeof data === "object" && data.adapter === this.adapter) {
-        for (const [k, v] of Object.entries(data.choices ?? {})) {
-          if (typeof v === "string") this.#disk[k] = v;
-        }
-      }
-    } catch {
-      // No cache yet, or an unreadable one: tune again and overwrite it.
-    }
-    return this.#disk;
-  }
-
-  async #save(key: string, name: string): Promise<void> {
-    const file = this.cacheFile;
-    const disk = this.#load();
-    disk[key] = name;
-    if (!file) return;
-    const tmp = `${file}.${Deno.pid}.tmp`;
-    try {
-      await Deno.mkdir(this.cacheDir!, { recursive: true });
-      const body = { adapter: this.adapter, choices: disk };
-      await Deno.writeTextFile(tmp, JSON.stringify(body, null, 1) + "\n");
-      await Deno.rename(tmp, file);
-    } catch (e) {
-      await Deno.remove(tmp).catch(() => {});
-      console.error(
-        `warning: cannot write the matmul tuning cache "${file}": ` +
-          `${(e as Error).message}`,
-      );
-    }
-  }
-}
-
-/**
- * The cache directory of the process-wide tuner: `BST_CACHE_DIR` when reading that variable
- * and writing to its value are both already granted (checked without prompting), else none.
- */
-export function defaultCacheDir(): string | undefined {
-  if (typeof Deno === "undefined") return undefined;
-  const env = Deno.permissions.querySync({ name: "env", variable: "BST_CACHE_DIR" });
-  if (env.state !== "granted") return undefined;
-  const dir = Deno.env.get("BST_CACHE_DIR");
-  if (!dir) return undefined;
-  const write = Deno.permissions.querySync({ name: "write", path: dir });
-  return write.state === "granted" ? dir : undefined;
 }

@@ -35,25 +35,31 @@ fn main(@builtin(local_invocation_index) lid: u32,
 }
 `;
 
-const usable = new WeakMap<Gpu, Promise<boolean>>();
+const sizes = new WeakMap<Gpu, Promise<number>>();
 
 /**
- * Whether the subgroup variant can run on `gpu`: the device has `subgroups`, and on a
- * 256-invocation workgroup every subgroup is `size` consecutive invocations
- * (subgroup_invocation_id = local_invocation_index mod size) with a power-of-two size from 4
- * to 128. Probed once per device; a probe that fails to compile or run means no.
+ * The subgroup size of `gpu` where the device has `subgroups` and, on a 256-invocation
+ * workgroup, every subgroup is `size` consecutive invocations (subgroup_invocation_id =
+ * local_invocation_index mod size) with a power-of-two size from 4 to 128; else 0. Probed once
+ * per device; a probe that fails to compile or run means 0. Kernels that find their neighbours
+ * by subgroup invocation id (the subgroup reductions, attention's subgroup variants) rely on it.
  */
-export function subgroupReductions(gpu: Gpu): Promise<boolean> {
-  let p = usable.get(gpu);
+export function subgroupSize(gpu: Gpu): Promise<number> {
+  let p = sizes.get(gpu);
   if (!p) {
     p = probe(gpu);
-    usable.set(gpu, p);
+    sizes.set(gpu, p);
   }
   return p;
 }
 
-async function probe(gpu: Gpu): Promise<boolean> {
-  if (!gpu.info.features.includes("subgroups")) return false;
+/** Whether the subgroup variant can run on `gpu` ({@linkcode subgroupSize} is not 0). */
+export async function subgroupReductions(gpu: Gpu): Promise<boolean> {
+  return (await subgroupSize(gpu)) > 0;
+}
+
+async function probe(gpu: Gpu): Promise<number> {
+  if (!gpu.info.features.includes("subgroups")) return 0;
   try {
     const out = createTensor(gpu, [2 * PROBE_WG], "reduce.subgroup_probe", "i32");
     const d = await planDispatch(gpu, {
@@ -66,13 +72,13 @@ async function probe(gpu: Gpu): Promise<boolean> {
     await run(gpu, [d]);
     const v = await readTensorI32(gpu, out);
     const size = v[1];
-    if (!(size >= 4 && size <= 128 && (size & (size - 1)) === 0)) return false;
+    if (!(size >= 4 && size <= 128 && (size & (size - 1)) === 0)) return 0;
     for (let i = 0; i < PROBE_WG; i++) {
-      if (v[2 * i] !== i % size || v[2 * i + 1] !== size) return false;
+      if (v[2 * i] !== i % size || v[2 * i + 1] !== size) return 0;
     }
-    return true;
+    return size;
   } catch {
-    return false; // the probe does not compile or run: no subgroup reductions
+    return 0; // the probe does not compile or run: no subgroup kernels
   }
 }
 
