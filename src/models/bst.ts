@@ -39,7 +39,8 @@ import {
   type TextHeadParams,
   type TextHeadShape,
 } from "../nn/text_head.ts";
-import { planTrunk, TrunkInputs, type TrunkStack } from "../nn/trunk.ts";
+import { type Direction, planTrunk, TrunkInputs, type TrunkStack } from "../nn/trunk.ts";
+import { DecodeStack } from "../nn/decode_stack.ts";
 import type { SafeTensor } from "../io/safetensors.ts";
 import { FlatParams } from "./flat_params.ts";
 import { type BstConfig, bstParamSpecs, validateBstConfig } from "./bst_config.ts";
@@ -151,6 +152,35 @@ export class BST extends FlatParams {
   /** The encoders planned for batches of `rows` rows of `seqLen` tokens (cached). */
   encoders(rows: number, seqLen: number): Promise<EncoderPlan> {
     return this.cached(`encoders${rows}x${seqLen}`, () => EncoderPlan.create(this, rows, seqLen));
+  }
+
+  /**
+   * One encoder decoded incrementally with a K/V cache over `rows` rows of at most `capacity`
+   * tokens (cached per shape; callers share it, so each sets its length first): `"forward"` is
+   * `transformer_f` with tokens appended, `"backward"` is `transformer_b` with tokens prepended
+   * (a fixed goal grown towards its front).
+   */
+  decoder(direction: Direction, rows: number, capacity: number): Promise<DecodeStack> {
+    const dir = direction === "forward" ? "f" : "b";
+    const cfg = this.config;
+    return this.cached(`decoder_${dir}${rows}x${capacity}`, () =>
+      DecodeStack.create(
+        this.gpu,
+        `${this.label}.decoder_${dir}${rows}x${capacity}`,
+        {
+          rows,
+          capacity,
+          nEmbd: cfg.nEmbd,
+          nHead: cfg.nHead,
+          hidden: this.hidden,
+          norm: this.norm,
+          vocabSize: cfg.vocabSize,
+          eosTokenId: cfg.eosTokenId,
+        },
+        this.stackParams(`encoder.transformer_${dir}`, cfg.nLayer),
+        this.param("encoder.token_embedding.weight"),
+        direction,
+      ));
   }
 
   /**

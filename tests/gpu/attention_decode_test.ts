@@ -51,7 +51,7 @@ for (const c of CASES) {
           const same = (j: number) => doc[b * T + j] === doc[b * T + i];
           let lo = i;
           let hi = i + 1;
-          if (dir === "forward") while (lo > 0 && same(lo - 1)) lo--;
+          if (dir === "forward") { while (lo > 0 && same(lo - 1)) lo--; }
           else while (hi < T && same(hi)) hi++;
           span[2 * (b * T + i)] = shift + b * T + lo;
           span[2 * (b * T + i) + 1] = shift + b * T + hi;
