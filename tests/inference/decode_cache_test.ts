@@ -5,6 +5,7 @@ import { createTensor, readTensor } from "../../src/gpu/tensor.ts";
 import { BST } from "../../src/models/bst.ts";
 import { GPT } from "../../src/models/gpt.ts";
 import { greedyDecode } from "../../src/inference/greedy.ts";
+import { BstSampler, type Generation, SAMPLING_MODES } from "../../src/inference/bst_sampling.ts";
 import { assertClose, rng } from "../_util.ts";
 
 // Awkward sizes: D = 12 (3 vec4s), 2 layers, vocabulary 13 with EOS 12.
@@ -144,3 +145,30 @@ for (const kind of ["BST", "GPT"] as const) {
     assert.deepEqual([...cached], [...full]);
   });
 }
+
+Deno.test("BstSampler: the six modes with the K/V caches give the re-encoding records", async () => {
+  const gpu = await getGpu();
+  const model = await BST.create(gpu, BST_CFG, { seed: 13 });
+  const cached = new BstSampler(model);
+  const full = new BstSampler(model, { reencode: true });
+  const prompt = [12, 3, 5, 1, 12, 7];
+  const goal = [4, 4, 9, 2, 12];
+  const o = { rolloutLen: 11, rolloutCount: 4, topK: 3 };
+  for (const mode of SAMPLING_MODES) {
+    const a = await cached.sample(mode, prompt, goal, o);
+    const b = await full.sample(mode, prompt, goal, o);
+    const texts = (g: Generation) => [g.generated, g.greedy, ...g.top_n.map((t) => t[0])];
+    const scores = (g: Generation) => [g.score, g.greedy_score, ...g.top_n.map((t) => t[1])];
+    assert.deepEqual(texts(a), texts(b), mode);
+    assert.ok(a.generated.length > 0, mode);
+    const sa = scores(a);
+    const sb = scores(b);
+    assert.equal(sa.length, sb.length);
+    sa.forEach((x, i) => {
+      assert.ok(
+        x === sb[i] || Math.abs((x ?? NaN) - (sb[i] ?? NaN)) < 1e-5,
+        `${mode} score ${i}: ${x} vs ${sb[i]}`,
+      );
+    });
+  }
+});
