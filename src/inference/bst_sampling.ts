@@ -28,7 +28,7 @@
 
 import { IGNORE_INDEX } from "../gpu/cross_entropy.ts";
 import { SAMPLING_MODES, type SamplingMode } from "../core/sampling_modes.ts";
-import { type Op, planCopyRows, run } from "../gpu/kernel.ts";
+import { type Op, planCopyRows, run, submit } from "../gpu/kernel.ts";
 import type { BST, PairHead, PairList } from "../models/bst.ts";
 import type { DecodeStack } from "../nn/decode_stack.ts";
 import { StateSlots } from "../models/bst.ts";
@@ -171,10 +171,11 @@ export class BstSampler {
     await run(this.model.gpu, [this.slots.copyForward(enc, seq.length - 1, 1)]);
   }
 
-  /** (2, V) logits of the text head on slot pair (f, b). */
-  private async headLogits(f: number, b: number): Promise<Float32Array> {
-    this.#slotHead ??= this.model.pairHead(this.slots, 1, false);
-    return await this.#slotHead.logits(onePair(f, b));
+  /** (2, V) logits of the text head on slot pair (f, b), submitted after `before`. */
+  private async headLogits(f: number, b: number, before: Op[] = []): Promise<Float32Array> {
+    this.#slotHead ??= this.model.pairHead(this.slots, 1, false, true);
+    submit(this.model.gpu, [...before, ...await this.#slotHead.logitsOps(onePair(f, b))]);
+    return await this.#slotHead.readLogits(1); // waits for the submission
   }
 
   /**
@@ -214,15 +215,15 @@ export class BstSampler {
 
   /** Next-token log-probs for `seq` with the fixed backward state. */
   private async nextLogProbs(seq: number[]): Promise<Float64Array> {
-    await run(this.model.gpu, await this.decode("forward", seq));
-    return logSoftmax(await this.headLogits(0, 1), 0, this.model.config.vocabSize);
+    const logits = await this.headLogits(0, 1, await this.decode("forward", seq));
+    return logSoftmax(logits, 0, this.model.config.vocabSize);
   }
 
   /** Previous-token log-probs for `seq` with the fixed forward state. */
   private async prevLogProbs(seq: number[]): Promise<Float64Array> {
-    await run(this.model.gpu, await this.decode("backward", seq));
+    const logits = await this.headLogits(1, 0, await this.decode("backward", seq));
     const V = this.model.config.vocabSize;
-    return logSoftmax(await this.headLogits(1, 0), V, V);
+    return logSoftmax(logits, V, V);
   }
 
   /**

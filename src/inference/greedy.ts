@@ -11,7 +11,7 @@
  */
 
 import { IGNORE_INDEX } from "../gpu/cross_entropy.ts";
-import { planCopyRows, run } from "../gpu/kernel.ts";
+import { planCopyRows, run, submit } from "../gpu/kernel.ts";
 import { readTensor } from "../gpu/tensor.ts";
 import { BST, type PairHead, StateSlots } from "../models/bst.ts";
 import type { GPT } from "../models/gpt.ts";
@@ -66,7 +66,7 @@ function bstLastLogits(model: BST): LastLogits {
     await run(model.gpu, [...enc.forward, ...enc.copyEosStates(eos)]);
     let head = heads.get(len);
     if (!head) {
-      head = model.pairHead(enc, rows, false);
+      head = model.pairHead(enc, rows, false, true);
       heads.set(len, head);
     }
     // The lone-EOS backward state is row rows·len.
@@ -104,7 +104,7 @@ async function bstStepLogits(model: BST, rows: number, capacity: number): Promis
   let sh = perRows.get(rows);
   if (!sh) {
     const slots = new StateSlots(model, rows + 1);
-    sh = { slots, head: model.pairHead(slots, rows, false) };
+    sh = { slots, head: model.pairHead(slots, rows, false, true) };
     perRows.set(rows, sh);
   }
   const { slots, head } = sh;
@@ -116,9 +116,13 @@ async function bstStepLogits(model: BST, rows: number, capacity: number): Promis
       { length: rows },
       (_, r) => planCopyRows(step.out, r * W + W - 1, slots.outF, r, 1, C),
     );
-    await run(model.gpu, [...step.ops, ...copies]);
-    const both = await head.logits(lastPairs(rows, (r) => r, rows));
-    return nextHalf(both, rows, model.config.vocabSize);
+    // One submission and one wait per step: the new tokens, the copies and the head.
+    submit(model.gpu, [
+      ...step.ops,
+      ...copies,
+      ...await head.logitsOps(lastPairs(rows, (r) => r, rows)),
+    ]);
+    return nextHalf(await head.readLogits(rows), rows, model.config.vocabSize);
   };
 }
 
@@ -134,8 +138,8 @@ async function gptStepLogits(model: GPT, rows: number, capacity: number): Promis
       { length: rows },
       (_, r) => planCopyRows(step.out, r * W + W - 1, dec.last, r, 1, C),
     );
-    await run(model.gpu, [...step.ops, ...copies, dec.head]);
-    return await readTensor(model.gpu, dec.logits);
+    submit(model.gpu, [...step.ops, ...copies, dec.head]);
+    return await readTensor(model.gpu, dec.logits); // waits for the submission
   };
 }
 

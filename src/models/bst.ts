@@ -185,10 +185,12 @@ export class BST extends FlatParams {
 
   /**
    * A text head over the states of `enc` with chunks of at most `maxPairs` pairs (rounded to
-   * 64; also capped by the adapter's binding limit and a memory budget).
+   * 64; also capped by the adapter's binding limit and a memory budget). With `tight` the chunk
+   * is rounded only as far as its tensor views need (1 pair when C is a multiple of 64): for
+   * the few pairs of a decoding step, which then do not pay for 64.
    */
-  pairHead(enc: StateTables, maxPairs: number, withBackward: boolean): PairHead {
-    return new PairHead(this, enc, maxPairs, withBackward);
+  pairHead(enc: StateTables, maxPairs: number, withBackward: boolean, tight = false): PairHead {
+    return new PairHead(this, enc, maxPairs, withBackward, tight);
   }
 
   /**
@@ -442,7 +444,7 @@ interface ChunkBuffers {
  * with index −1, target −100 and weight 0.
  */
 export class PairHead {
-  /** Pair capacity of one chunk (a multiple of 64). */
+  /** Pair capacity of one chunk (a multiple of 64; of less for a tight head). */
   readonly cap: number;
   readonly shape: TextHeadShape;
   readonly acts: TextHeadActivations;
@@ -457,6 +459,7 @@ export class PairHead {
     readonly enc: StateTables,
     maxPairs: number,
     readonly withBackward: boolean,
+    tight = false,
   ) {
     const cfg = model.config;
     const C = cfg.nEmbd;
@@ -466,8 +469,13 @@ export class PairHead {
     const byBinding = Math.floor(model.gpu.limits.maxStorageBufferBindingSize / (4 * 2 * widest));
     const perPair = 4 * (2 * C * 6 + 2 * H * 2 + H * 2 + 2 * V + 2 * C * 2);
     const byBudget = Math.floor(TEXT_HEAD_BUDGET / perPair);
-    const cap = Math.min(roundUp(Math.max(1, maxPairs), 64), byBinding, byBudget);
-    this.cap = Math.max(64, Math.floor(cap / 64) * 64);
+    // The previous-token half of the stacked (2P, C) head input is a view at byte offset 4·P·C,
+    // which storage bindings need 256-aligned: P a multiple of 64 / gcd(C, 64).
+    let g = 64;
+    for (let a = C; a % 2 === 0 && g > 1; a /= 2) g /= 2;
+    const unit = tight ? g : 64;
+    const cap = Math.min(roundUp(Math.max(1, maxPairs), unit), byBinding, byBudget);
+    this.cap = Math.max(unit, Math.floor(cap / unit) * unit);
     this.shape = { pairs: this.cap, nEmbd: C, hidden: H, vocab: V, norm: model.norm };
     this.acts = createTextHeadActivations(model.gpu, this.shape, `${model.label}.head${this.cap}`);
     this.lossOut = createTensor(model.gpu, [MAX_CHUNKS], `${model.label}.head${this.cap}.loss`);
@@ -580,6 +588,15 @@ export class PairHead {
    * (count, 2, V): index 0 next-token, 1 previous-token (the reference's TextHead output).
    */
   async logits(pairs: PairList): Promise<Float32Array> {
+    await run(this.model.gpu, await this.logitsOps(pairs));
+    return await this.readLogits(pairs.count);
+  }
+
+  /**
+   * Writes the indices of pairs that fit one chunk and returns the head's forward ops (no
+   * loss), to be submitted with other work; {@linkcode PairHead.readLogits} reads the result.
+   */
+  async logitsOps(pairs: PairList): Promise<Op[]> {
     if (pairs.count > this.cap) {
       throw new Error(`Cannot compute logits for ${pairs.count} pairs in one chunk of ${this.cap}`);
     }
@@ -601,11 +618,15 @@ export class PairHead {
       c,
       { F: this.enc.outF, B: this.enc.outB },
     ).then((plan) => plan.forward);
-    await run(gpu, await this.#logitsOps);
-    const all = await readTensor(gpu, this.acts.logits); // (2P, V)
+    return await this.#logitsOps;
+  }
+
+  /** Reads the logits (count, 2, V) of the first `count` pairs of the last logits ops run. */
+  async readLogits(count: number): Promise<Float32Array> {
+    const all = await readTensor(this.model.gpu, this.acts.logits); // (2P, V)
     const V = this.shape.vocab;
-    const out = new Float32Array(pairs.count * 2 * V);
-    for (let p = 0; p < pairs.count; p++) {
+    const out = new Float32Array(count * 2 * V);
+    for (let p = 0; p < count; p++) {
       out.set(all.subarray(p * V, (p + 1) * V), (2 * p) * V);
       out.set(all.subarray((this.cap + p) * V, (this.cap + p + 1) * V), (2 * p + 1) * V);
     }

@@ -28,7 +28,7 @@ import { planDecodeAttention, planKvAppend } from "../gpu/attention_decode.ts";
 import type { Gpu } from "../gpu/device.ts";
 import { planCopy } from "../gpu/elementwise.ts";
 import { planEmbeddingForward } from "../gpu/embedding.ts";
-import { type Op, run } from "../gpu/kernel.ts";
+import { type Op, submit } from "../gpu/kernel.ts";
 import { planLinearForward } from "../gpu/matmul.ts";
 import { planNormForward } from "../gpu/norm.ts";
 import { planRope } from "../gpu/rope.ts";
@@ -158,7 +158,7 @@ export class DecodeStack {
 
   /**
    * Adds `count` tokens to every row: `tokens` is (rows, count) in sequence order (forward:
-   * appended after the row; backward: prepended before it). Runs every chunk but the last and
+   * appended after the row; backward: prepended before it). Submits every chunk but the last and
    * returns the last one's ops (its inputs are written: run them before the next call) with
    * its output, (rows·width, C) in (row, cache order): row r·width + width − 1 holds the state
    * of the token added last in cache order (forward: the new last token; backward: the new
@@ -199,7 +199,8 @@ export class DecodeStack {
       this.#write(step, ordered, count, done);
       done += width;
       if (done === count) return { ops: step.ops, out: step.out, width };
-      await run(this.gpu, step.ops);
+      // No wait: the next chunk's input writes queue behind this submission.
+      submit(this.gpu, step.ops);
     }
   }
 
