@@ -9,6 +9,8 @@
  *   B=8, H=8, T=69, D=96, both directions;
  * - `bst`: a full BST training step (see `_bench_bst.ts`) at the small shape, and at the paper
  *   shape on hardware adapters (or with `--paper`);
+ * - `infer`: ms per generated token of a greedy BST rollout at block size 256 with the K/V cache
+ *   and re-encoding every step, and the speed-up (see `_bench_infer.ts`);
  * - `--profile SHAPE [--batch N]`: only the per-kernel table of one training step of SHAPE.
  *
  * Timing never waits per dispatch (each wait from Deno costs >= 10 ms): with the adapter's
@@ -51,16 +53,19 @@ import { uploadTensor } from "../src/gpu/tensor.ts";
 import type { Op } from "../src/gpu/kernel.ts";
 import { timeOps, type TimingMethod } from "../src/gpu/timing.ts";
 import { benchBstSteps, BST_BENCH_SHAPES, profileBstStep } from "./_bench_bst.ts";
+import { benchInfer } from "./_bench_infer.ts";
 import { benchTokenizer } from "./_bench_tokenizer.ts";
 import { parseCli } from "./_cli.ts";
 
 const { values } = parseCli({
-  usage: "deno task bench [--repeats N] [--only matmul|attention|bst] [--paper | --skip-paper]\n" +
+  usage:
+    "deno task bench [--repeats N] [--only matmul|attention|bst|infer] [--paper | --skip-paper]\n" +
     "       deno task bench --profile small|paper|tinystories_cpu [--batch N] [--retune]\n" +
     "       deno task bench --tokenizer FILE",
   about: `Prints one JSON object: the adapter, matmul GFLOP/s for the three Linear patterns at three
 shapes (only 512^3 on a CPU adapter), attention forward+backward time at B=8 H=8 T=69 D=96,
-and BST training steps (both encoders, text head, AdamW): ms/step, tokens/s, achieved GFLOP/s.
+BST training steps (both encoders, text head, AdamW): ms/step, tokens/s, achieved GFLOP/s, and
+a greedy BST rollout at block size 256 with the K/V cache and re-encoding every step.
 The paper's G(5,5) step is included on hardware adapters; --paper adds it on a CPU adapter
 (minutes), --skip-paper leaves it out. Kernels are timed with GPU timestamps where the adapter
 has timestamp-query, else by repeating the work inside one submission.`,
@@ -69,8 +74,8 @@ has timestamp-query, else by repeating the work inside one submission.`,
     only: {
       type: "string",
       arg: "PART",
-      choices: ["matmul", "attention", "bst"],
-      help: "one part only: matmul, attention or bst",
+      choices: ["matmul", "attention", "bst", "infer"],
+      help: "one part only: matmul, attention, bst or infer",
     },
     paper: { type: "boolean", help: "include the paper-sized BST step on a CPU adapter" },
     "skip-paper": { type: "boolean", help: "leave out the paper-sized BST step" },
@@ -240,6 +245,7 @@ try {
       );
       report.bst = await benchBstSteps(gpu, repeats, shapes);
     }
+    if (want("infer")) report.infer = await benchInfer(gpu, repeats);
   }
 } catch (e) {
   console.error(`error: ${(e as Error).message}`);

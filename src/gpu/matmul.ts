@@ -52,6 +52,8 @@ import {
   type MatmulPrecision,
   matmulTuneKey,
   MatmulTuner,
+  SMALL_ROWS,
+  SMALL_ROWS_VARIANT,
 } from "./matmul_tune.ts";
 import { createTensor, Tensor } from "./tensor.ts";
 import { timeOps } from "./timing.ts";
@@ -336,9 +338,13 @@ export function setMatmulTuner(gpu: Gpu, tuner: MatmulTuner): void {
   tuners.set(gpu, tuner);
 }
 
-/** The variant for `s`: as given, else from the tuner (timing candidates on scratch tensors). */
+/**
+ * The variant for `s`: as given; for at most `SMALL_ROWS` output rows the small-row tile; else
+ * from the tuner (timing candidates on scratch tensors).
+ */
 async function chooseVariant(gpu: Gpu, s: MatmulSpec): Promise<MatmulVariant> {
   if (s.variant) return s.variant;
+  if (s.I <= SMALL_ROWS) return SMALL_ROWS_VARIANT;
   const key = matmulTuneKey(s.pattern, s.I, s.J, s.R, s.precision ?? "f32");
   let scratch: Tensor[] | undefined;
   const { variant } = await matmulTuner(gpu).choose(key, async (v) => {

@@ -62,6 +62,22 @@ export const MATMUL_CANDIDATES: Readonly<Record<string, MatmulVariant>> = Object
   "128x128_t16x16_k8": { wgX: 8, wgY: 8, tm: 16, tn: 16, bk: 8 },
 });
 
+/**
+ * The variant for products of at most {@linkcode SMALL_ROWS} output rows (one token per row in
+ * incremental decoding), taken without tuning: tiles of 4 × 64 outputs, so a single row does
+ * not pay for a 128-row tile. Like every variant, it gives the same numbers.
+ */
+export const SMALL_ROWS_VARIANT: Readonly<MatmulVariant> = Object.freeze({
+  wgX: 16,
+  wgY: 1,
+  tm: 4,
+  tn: 4,
+  bk: 16,
+});
+
+/** Output rows up to which {@linkcode SMALL_ROWS_VARIANT} runs. */
+export const SMALL_ROWS = 4;
+
 /** Choices for one measured adapter (variant names per {@linkcode matmulTuneKey}). */
 export type MatmulTableEntry = TuneTableEntry;
 

@@ -12,6 +12,13 @@
  * the best token, never EOS). Goal-conditioned planning re-scores each completed sequence by
  * the mean log-prob of the goal (or prompt) tokens under (t−1, t+1) pairs.
  *
+ * Rollouts do not re-encode their sequence at each step: forward modes extend the forward
+ * encoder's K/V cache at the back, reverse modes the backward encoder's at the front
+ * (`DecodeStack`), and a rollout that starts from a queued partial sequence keeps the cached
+ * tokens it shares with the previous one. The fixed state (the goal's, or the prompt's) is
+ * encoded once per sample; goal-conditioned planning re-scores each completed sequence with one
+ * full encode.
+ *
  * Reproduced reference details: a greedy EOS ends a rollout without being appended (AR and
  * reverse AR do append it); `reverse_goal_cond_plan` takes its fixed forward state from the
  * goal's last token, as the reference's code does.
@@ -21,8 +28,9 @@
 
 import { IGNORE_INDEX } from "../gpu/cross_entropy.ts";
 import { SAMPLING_MODES, type SamplingMode } from "../core/sampling_modes.ts";
-import { run } from "../gpu/kernel.ts";
+import { type Op, planCopyRows, run, submit } from "../gpu/kernel.ts";
 import type { BST, PairHead, PairList } from "../models/bst.ts";
+import type { DecodeStack } from "../nn/decode_stack.ts";
 import { StateSlots } from "../models/bst.ts";
 
 export { SAMPLING_MODES, type SamplingMode };
@@ -128,8 +136,15 @@ export class BstSampler {
   readonly slots: StateSlots;
   #slotHead?: PairHead;
   #scoreHeads = new Map<number, PairHead>();
+  #forward?: DecodeStack;
+  #backward?: DecodeStack;
 
-  constructor(readonly model: BST) {
+  /**
+   * @param model the BST with its weights loaded.
+   * @param options `reencode`: encode the whole sequence at every rollout step instead of
+   *   extending the encoders' K/V caches (slower; for comparisons and benchmarks).
+   */
+  constructor(readonly model: BST, readonly options: { reencode?: boolean } = {}) {
     // Row 0 holds the state of the sequence being extended, row 1 the fixed state (the goal's
     // first backward state, or the prompt's last forward state), copied in right after it is
     // computed, so reusing an encoder plan of the same length cannot overwrite it.
@@ -156,25 +171,59 @@ export class BstSampler {
     await run(this.model.gpu, [this.slots.copyForward(enc, seq.length - 1, 1)]);
   }
 
-  /** (2, V) logits of the text head on slot pair (f, b). */
-  private async headLogits(f: number, b: number): Promise<Float32Array> {
-    this.#slotHead ??= this.model.pairHead(this.slots, 1, false);
-    return await this.#slotHead.logits(onePair(f, b));
+  /** (2, V) logits of the text head on slot pair (f, b), submitted after `before`. */
+  private async headLogits(f: number, b: number, before: Op[] = []): Promise<Float32Array> {
+    this.#slotHead ??= this.model.pairHead(this.slots, 1, false, true);
+    submit(this.model.gpu, [...before, ...await this.#slotHead.logitsOps(onePair(f, b))]);
+    return await this.#slotHead.readLogits(1); // waits for the submission
+  }
+
+  /**
+   * Brings the decoder of `direction` to hold `seq` (forward: in order; backward: last token
+   * first) and returns the ops that compute the state of its last token (forward) or first
+   * token (backward), copied into slot 0. Keeps the cached tokens `seq` shares (the longest
+   * common prefix in cache order, less one so that the copied state is recomputed), and runs
+   * only the rest through the stack.
+   */
+  private async decode(direction: "forward" | "backward", seq: number[]): Promise<Op[]> {
+    const n = seq.length;
+    const C = this.model.config.nEmbd;
+    if (this.options.reencode) {
+      const enc = await this.encode(seq);
+      return direction === "forward"
+        ? [this.slots.copyForward(enc, n - 1, 0)]
+        : [this.slots.copyBackward(enc, 0, 0)];
+    }
+    let dec = direction === "forward" ? this.#forward : this.#backward;
+    if (!dec || dec.shape.capacity < n) {
+      const capacity = Math.max(n, this.model.config.blockSize, 2 * (dec?.shape.capacity ?? 0));
+      dec = await this.model.decoder(direction, 1, capacity);
+      dec.truncate(0);
+      if (direction === "forward") this.#forward = dec;
+      else this.#backward = dec;
+    }
+    const order = direction === "forward" ? seq : seq.toReversed();
+    const held = dec.tokens(0);
+    let keep = 0;
+    while (keep < Math.min(held.length, n - 1) && held[keep] === order[keep]) keep++;
+    dec.truncate(keep);
+    const fresh = direction === "forward" ? seq.slice(keep) : seq.slice(0, n - keep);
+    const step = await dec.extend(new Int32Array(fresh), fresh.length);
+    const table = direction === "forward" ? this.slots.outF : this.slots.outB;
+    return [...step.ops, planCopyRows(step.out, step.width - 1, table, 0, 1, C)];
   }
 
   /** Next-token log-probs for `seq` with the fixed backward state. */
   private async nextLogProbs(seq: number[]): Promise<Float64Array> {
-    const enc = await this.encode(seq);
-    await run(this.model.gpu, [this.slots.copyForward(enc, seq.length - 1, 0)]);
-    return logSoftmax(await this.headLogits(0, 1), 0, this.model.config.vocabSize);
+    const logits = await this.headLogits(0, 1, await this.decode("forward", seq));
+    return logSoftmax(logits, 0, this.model.config.vocabSize);
   }
 
   /** Previous-token log-probs for `seq` with the fixed forward state. */
   private async prevLogProbs(seq: number[]): Promise<Float64Array> {
-    const enc = await this.encode(seq);
-    await run(this.model.gpu, [this.slots.copyBackward(enc, 0, 0)]);
+    const logits = await this.headLogits(1, 0, await this.decode("backward", seq));
     const V = this.model.config.vocabSize;
-    return logSoftmax(await this.headLogits(1, 0), V, V);
+    return logSoftmax(logits, V, V);
   }
 
   /**

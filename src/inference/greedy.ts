@@ -1,7 +1,9 @@
 /**
  * Greedy next-token decoding, batched over rows of equal length, for the BST and the GPT: at
  * each step the model's next-token logits at the last position of every row are computed and
- * their argmax (the lowest id among ties) is appended. The BST pairs the last token's forward
+ * their argmax (the lowest id among ties) is appended. The forward encoder keeps its keys and
+ * values across steps (`DecodeStack`): the prefix is encoded once, then each step runs only
+ * the new token through the stack. The BST pairs the last token's forward
  * state with the backward state of a lone EOS (no goal), as the star-graph path accuracy
  * does; the GPT reads its `lm_head` at the last position.
  *
@@ -9,46 +11,67 @@
  */
 
 import { IGNORE_INDEX } from "../gpu/cross_entropy.ts";
-import { run } from "../gpu/kernel.ts";
-import { BST, type PairHead } from "../models/bst.ts";
+import { planCopyRows, run, submit } from "../gpu/kernel.ts";
+import { readTensor } from "../gpu/tensor.ts";
+import { BST, type PairHead, StateSlots } from "../models/bst.ts";
 import type { GPT } from "../models/gpt.ts";
 
 /** Next-token logits (rows, V) at the last position of (rows, len) sequences. */
 type LastLogits = (seq: Int32Array, rows: number, len: number) => Promise<Float32Array>;
 
+/**
+ * Next-token logits (rows, V) after adding `count` tokens to each row, (rows, count) row-major
+ * (the prefix first, then one token per step).
+ */
+type StepLogits = (tokens: Int32Array, count: number) => Promise<Float32Array>;
+
+/** The lone-EOS states (depend on the weights only): encoded once per decode. */
+async function eosStates(model: BST) {
+  const eos = await model.encoders(1, 1);
+  eos.setTokens(new Int32Array([model.config.eosTokenId]));
+  await run(model.gpu, eos.forward);
+  return eos;
+}
+
+/** The pair list of the rows' next-token logits: forward state r with backward state `b`. */
+function lastPairs(rows: number, fIndex: (r: number) => number, b: number) {
+  const none = new Int32Array(rows).fill(IGNORE_INDEX);
+  const zero = new Float32Array(rows);
+  return {
+    count: rows,
+    fIndex: new Int32Array(rows).map((_, r) => fIndex(r)),
+    bIndex: new Int32Array(rows).fill(b),
+    nextTarget: none,
+    prevTarget: none,
+    nextWeight: zero,
+    prevWeight: zero,
+  };
+}
+
+/** The next-token half of (rows, 2, V) pair-head logits. */
+function nextHalf(both: Float32Array, rows: number, V: number): Float32Array {
+  const out = new Float32Array(rows * V);
+  for (let r = 0; r < rows; r++) out.set(both.subarray(2 * r * V, (2 * r + 1) * V), r * V);
+  return out;
+}
+
+/** Re-encodes the whole sequences at every step (the reference's way; kept for comparison). */
 function bstLastLogits(model: BST): LastLogits {
   const heads = new Map<number, PairHead>();
-  const V = model.config.vocabSize;
-  // The lone-EOS states depend on the weights only: encoded once per decode.
-  const eosStates = model.encoders(1, 1).then(async (eos) => {
-    eos.setTokens(new Int32Array([model.config.eosTokenId]));
-    await run(model.gpu, eos.forward);
-    return eos;
-  });
+  const eosPlan = eosStates(model);
   return async (seq, rows, len) => {
-    const eos = await eosStates;
+    const eos = await eosPlan;
     const enc = await model.encoders(rows, len);
     enc.setTokens(seq);
     await run(model.gpu, [...enc.forward, ...enc.copyEosStates(eos)]);
     let head = heads.get(len);
     if (!head) {
-      head = model.pairHead(enc, rows, false);
+      head = model.pairHead(enc, rows, false, true);
       heads.set(len, head);
     }
-    const none = new Int32Array(rows).fill(IGNORE_INDEX);
-    const zero = new Float32Array(rows);
-    const both = await head.logits({
-      count: rows,
-      fIndex: new Int32Array(rows).map((_, r) => r * len + len - 1),
-      bIndex: new Int32Array(rows).fill(rows * len), // the lone-EOS backward state
-      nextTarget: none,
-      prevTarget: none,
-      nextWeight: zero,
-      prevWeight: zero,
-    }); // (rows, 2, V): next-token logits first
-    const out = new Float32Array(rows * V);
-    for (let r = 0; r < rows; r++) out.set(both.subarray(2 * r * V, (2 * r + 1) * V), r * V);
-    return out;
+    // The lone-EOS backward state is row rows·len.
+    const both = await head.logits(lastPairs(rows, (r) => r * len + len - 1, rows * len));
+    return nextHalf(both, rows, model.config.vocabSize);
   };
 }
 
@@ -64,11 +87,77 @@ function gptLastLogits(model: GPT): LastLogits {
   };
 }
 
+/** Slots and head of the cached BST path, per model and row count (planned once). */
+const bstSlots = new WeakMap<BST, Map<number, { slots: StateSlots; head: PairHead }>>();
+
+/**
+ * The forward encoder keeps its keys and values across steps: each step runs only the new
+ * tokens. Slots 0 … rows−1 take each row's last forward state, slot `rows` the lone-EOS
+ * backward state.
+ */
+async function bstStepLogits(model: BST, rows: number, capacity: number): Promise<StepLogits> {
+  const C = model.config.nEmbd;
+  const dec = await model.decoder("forward", rows, capacity);
+  dec.truncate(0);
+  let perRows = bstSlots.get(model);
+  if (!perRows) bstSlots.set(model, perRows = new Map());
+  let sh = perRows.get(rows);
+  if (!sh) {
+    const slots = new StateSlots(model, rows + 1);
+    sh = { slots, head: model.pairHead(slots, rows, false, true) };
+    perRows.set(rows, sh);
+  }
+  const { slots, head } = sh;
+  await run(model.gpu, [planCopyRows((await eosStates(model)).outB, 0, slots.outB, rows, 1, C)]);
+  return async (tokens, count) => {
+    const step = await dec.extend(tokens, count);
+    const W = step.width;
+    const copies = Array.from(
+      { length: rows },
+      (_, r) => planCopyRows(step.out, r * W + W - 1, slots.outF, r, 1, C),
+    );
+    // One submission and one wait per step: the new tokens, the copies and the head.
+    submit(model.gpu, [
+      ...step.ops,
+      ...copies,
+      ...await head.logitsOps(lastPairs(rows, (r) => r, rows)),
+    ]);
+    return nextHalf(await head.readLogits(rows), rows, model.config.vocabSize);
+  };
+}
+
+/** The GPT's stack keeps its keys and values across steps; `lm_head` reads each row's last state. */
+async function gptStepLogits(model: GPT, rows: number, capacity: number): Promise<StepLogits> {
+  const C = model.config.nEmbd;
+  const dec = await model.decoder(rows, capacity);
+  dec.stack.truncate(0);
+  return async (tokens, count) => {
+    const step = await dec.stack.extend(tokens, count);
+    const W = step.width;
+    const copies = Array.from(
+      { length: rows },
+      (_, r) => planCopyRows(step.out, r * W + W - 1, dec.last, r, 1, C),
+    );
+    submit(model.gpu, [...step.ops, ...copies, dec.head]);
+    return await readTensor(model.gpu, dec.logits); // waits for the submission
+  };
+}
+
+/** Options of {@linkcode greedyDecode}. */
+export interface GreedyOptions {
+  /**
+   * Re-encode every row in full at each step instead of extending the K/V cache (slower; the
+   * same tokens up to f32 rounding; for comparisons and benchmarks).
+   */
+  reencode?: boolean;
+}
+
 /**
  * Appends `steps` greedy tokens to each of `rows` prefixes of length `prefixLen`.
  *
  * @param model a BST or a GPT with its weights loaded.
  * @param prefixes (rows, prefixLen) token ids.
+ * @param options `reencode`: encode whole rows at every step (no K/V cache).
  * @returns (rows, steps) generated ids (rows that produced EOS keep generating; callers cut
  *   at the first EOS).
  *
@@ -90,10 +179,45 @@ export async function greedyDecode(
   rows: number,
   prefixLen: number,
   steps: number,
+  options: GreedyOptions = {},
 ): Promise<Int32Array> {
   if (prefixes.length !== rows * prefixLen) {
     throw new Error(`Expected ${rows}×${prefixLen} prefix tokens, got ${prefixes.length}`);
   }
+  if (options.reencode || prefixLen < 1) {
+    return await reencodeDecode(model, prefixes, rows, prefixLen, steps);
+  }
+  const V = model.config.vocabSize;
+  const out = new Int32Array(rows * steps);
+  if (steps <= 0) return out;
+  const capacity = prefixLen + steps - 1;
+  const stepLogits = model instanceof BST
+    ? await bstStepLogits(model, rows, capacity)
+    : await gptStepLogits(model, rows, capacity);
+  let logits = await stepLogits(prefixes, prefixLen); // (rows, V)
+  for (let s = 0; s < steps; s++) {
+    const next = new Int32Array(rows);
+    for (let r = 0; r < rows; r++) next[r] = argmaxRow(logits, r, V);
+    for (let r = 0; r < rows; r++) out[r * steps + s] = next[r];
+    if (s + 1 < steps) logits = await stepLogits(next, 1);
+  }
+  return out;
+}
+
+/** The lowest index of the largest value of row r of (rows, V) logits. */
+function argmaxRow(logits: Float32Array, r: number, V: number): number {
+  let best = 0;
+  for (let v = 1; v < V; v++) if (logits[r * V + v] > logits[r * V + best]) best = v;
+  return best;
+}
+
+async function reencodeDecode(
+  model: BST | GPT,
+  prefixes: Int32Array,
+  rows: number,
+  prefixLen: number,
+  steps: number,
+): Promise<Int32Array> {
   const V = model.config.vocabSize;
   const lastLogits = model instanceof BST ? bstLastLogits(model) : gptLastLogits(model);
   const out = new Int32Array(rows * steps);
@@ -103,8 +227,7 @@ export async function greedyDecode(
     const logits = await lastLogits(seq, rows, len); // (rows, V)
     const grown = new Int32Array(rows * (len + 1));
     for (let r = 0; r < rows; r++) {
-      let best = 0;
-      for (let v = 1; v < V; v++) if (logits[r * V + v] > logits[r * V + best]) best = v;
+      const best = argmaxRow(logits, r, V);
       out[r * steps + s] = best;
       grown.set(seq.subarray(r * len, (r + 1) * len), r * (len + 1));
       grown[r * (len + 1) + len] = best;

@@ -39,7 +39,8 @@ import {
   type TextHeadParams,
   type TextHeadShape,
 } from "../nn/text_head.ts";
-import { planTrunk, TrunkInputs, type TrunkStack } from "../nn/trunk.ts";
+import { type Direction, planTrunk, TrunkInputs, type TrunkStack } from "../nn/trunk.ts";
+import { DecodeStack } from "../nn/decode_stack.ts";
 import type { SafeTensor } from "../io/safetensors.ts";
 import { FlatParams } from "./flat_params.ts";
 import { type BstConfig, bstParamSpecs, validateBstConfig } from "./bst_config.ts";
@@ -154,11 +155,42 @@ export class BST extends FlatParams {
   }
 
   /**
-   * A text head over the states of `enc` with chunks of at most `maxPairs` pairs (rounded to
-   * 64; also capped by the adapter's binding limit and a memory budget).
+   * One encoder decoded incrementally with a K/V cache over `rows` rows of at most `capacity`
+   * tokens (cached per shape; callers share it, so each sets its length first): `"forward"` is
+   * `transformer_f` with tokens appended, `"backward"` is `transformer_b` with tokens prepended
+   * (a fixed goal grown towards its front).
    */
-  pairHead(enc: StateTables, maxPairs: number, withBackward: boolean): PairHead {
-    return new PairHead(this, enc, maxPairs, withBackward);
+  decoder(direction: Direction, rows: number, capacity: number): Promise<DecodeStack> {
+    const dir = direction === "forward" ? "f" : "b";
+    const cfg = this.config;
+    return this.cached(`decoder_${dir}${rows}x${capacity}`, () =>
+      DecodeStack.create(
+        this.gpu,
+        `${this.label}.decoder_${dir}${rows}x${capacity}`,
+        {
+          rows,
+          capacity,
+          nEmbd: cfg.nEmbd,
+          nHead: cfg.nHead,
+          hidden: this.hidden,
+          norm: this.norm,
+          vocabSize: cfg.vocabSize,
+          eosTokenId: cfg.eosTokenId,
+        },
+        this.stackParams(`encoder.transformer_${dir}`, cfg.nLayer),
+        this.param("encoder.token_embedding.weight"),
+        direction,
+      ));
+  }
+
+  /**
+   * A text head over the states of `enc` with chunks of at most `maxPairs` pairs (rounded to
+   * 64; also capped by the adapter's binding limit and a memory budget). With `tight` the chunk
+   * is rounded only as far as its tensor views need (1 pair when C is a multiple of 64): for
+   * the few pairs of a decoding step, which then do not pay for 64.
+   */
+  pairHead(enc: StateTables, maxPairs: number, withBackward: boolean, tight = false): PairHead {
+    return new PairHead(this, enc, maxPairs, withBackward, tight);
   }
 
   /**
@@ -412,7 +444,7 @@ interface ChunkBuffers {
  * with index −1, target −100 and weight 0.
  */
 export class PairHead {
-  /** Pair capacity of one chunk (a multiple of 64). */
+  /** Pair capacity of one chunk (a multiple of 64; of less for a tight head). */
   readonly cap: number;
   readonly shape: TextHeadShape;
   readonly acts: TextHeadActivations;
@@ -427,6 +459,7 @@ export class PairHead {
     readonly enc: StateTables,
     maxPairs: number,
     readonly withBackward: boolean,
+    tight = false,
   ) {
     const cfg = model.config;
     const C = cfg.nEmbd;
@@ -436,8 +469,13 @@ export class PairHead {
     const byBinding = Math.floor(model.gpu.limits.maxStorageBufferBindingSize / (4 * 2 * widest));
     const perPair = 4 * (2 * C * 6 + 2 * H * 2 + H * 2 + 2 * V + 2 * C * 2);
     const byBudget = Math.floor(TEXT_HEAD_BUDGET / perPair);
-    const cap = Math.min(roundUp(Math.max(1, maxPairs), 64), byBinding, byBudget);
-    this.cap = Math.max(64, Math.floor(cap / 64) * 64);
+    // The previous-token half of the stacked (2P, C) head input is a view at byte offset 4·P·C,
+    // which storage bindings need 256-aligned: P a multiple of 64 / gcd(C, 64).
+    let g = 64;
+    for (let a = C; a % 2 === 0 && g > 1; a /= 2) g /= 2;
+    const unit = tight ? g : 64;
+    const cap = Math.min(roundUp(Math.max(1, maxPairs), unit), byBinding, byBudget);
+    this.cap = Math.max(unit, Math.floor(cap / unit) * unit);
     this.shape = { pairs: this.cap, nEmbd: C, hidden: H, vocab: V, norm: model.norm };
     this.acts = createTextHeadActivations(model.gpu, this.shape, `${model.label}.head${this.cap}`);
     this.lossOut = createTensor(model.gpu, [MAX_CHUNKS], `${model.label}.head${this.cap}.loss`);
@@ -550,6 +588,15 @@ export class PairHead {
    * (count, 2, V): index 0 next-token, 1 previous-token (the reference's TextHead output).
    */
   async logits(pairs: PairList): Promise<Float32Array> {
+    await run(this.model.gpu, await this.logitsOps(pairs));
+    return await this.readLogits(pairs.count);
+  }
+
+  /**
+   * Writes the indices of pairs that fit one chunk and returns the head's forward ops (no
+   * loss), to be submitted with other work; {@linkcode PairHead.readLogits} reads the result.
+   */
+  async logitsOps(pairs: PairList): Promise<Op[]> {
     if (pairs.count > this.cap) {
       throw new Error(`Cannot compute logits for ${pairs.count} pairs in one chunk of ${this.cap}`);
     }
@@ -571,11 +618,15 @@ export class PairHead {
       c,
       { F: this.enc.outF, B: this.enc.outB },
     ).then((plan) => plan.forward);
-    await run(gpu, await this.#logitsOps);
-    const all = await readTensor(gpu, this.acts.logits); // (2P, V)
+    return await this.#logitsOps;
+  }
+
+  /** Reads the logits (count, 2, V) of the first `count` pairs of the last logits ops run. */
+  async readLogits(count: number): Promise<Float32Array> {
+    const all = await readTensor(this.model.gpu, this.acts.logits); // (2P, V)
     const V = this.shape.vocab;
-    const out = new Float32Array(pairs.count * 2 * V);
-    for (let p = 0; p < pairs.count; p++) {
+    const out = new Float32Array(count * 2 * V);
+    for (let p = 0; p < count; p++) {
       out.set(all.subarray(p * V, (p + 1) * V), (2 * p) * V);
       out.set(all.subarray((this.cap + p) * V, (this.cap + p + 1) * V), (2 * p + 1) * V);
     }

@@ -16,6 +16,8 @@ import { type BlockShape, createBlockScratch } from "../nn/block.ts";
 import { planLinear } from "../nn/linear.ts";
 import { sequence } from "../nn/layer.ts";
 import { planTrunk, TrunkInputs } from "../nn/trunk.ts";
+import { DecodeStack } from "../nn/decode_stack.ts";
+import { planLinearForward } from "../gpu/matmul.ts";
 import type { SafeTensor } from "../io/safetensors.ts";
 import { ParamListBuilder, type ParamSpec, swigluHidden } from "./param_specs.ts";
 import { FlatParams } from "./flat_params.ts";
@@ -105,6 +107,17 @@ export function fimLossMask(
     }
   }
   return mask;
+}
+
+/** The GPT's incremental decoder: its stack with a K/V cache and `lm_head` on one state per row. */
+export interface GptDecoder {
+  stack: DecodeStack;
+  /** (rows, C) states the head reads. */
+  last: Tensor;
+  /** (rows, V) next-token logits. */
+  logits: Tensor;
+  /** `lm_head`: last → logits. */
+  head: Op;
 }
 
 /** A planned GPT for batches of (rows, seqLen) input tokens (targets are the next tokens). */
@@ -314,6 +327,44 @@ export class GPT extends FlatParams {
     plan.setTokens(inputs);
     plan.setTargets(targets, weights);
     return { plan, ops: [...plan.forward, ...plan.loss, ...plan.backward] };
+  }
+
+  /**
+   * The stack decoded incrementally with a K/V cache over `rows` rows of at most `capacity`
+   * tokens (appended), with `lm_head` over one state per row: `head` computes `logits`
+   * (rows, V) from `last` (rows, C). Cached per shape; callers share it, so each sets its
+   * length first.
+   */
+  decoder(rows: number, capacity: number): Promise<GptDecoder> {
+    return this.cached(`decoder${rows}x${capacity}`, async () => {
+      const cfg = this.config;
+      const l = `${this.label}.decoder${rows}x${capacity}`;
+      const stack = await DecodeStack.create(
+        this.gpu,
+        l,
+        {
+          rows,
+          capacity,
+          nEmbd: cfg.nEmbd,
+          nHead: cfg.nHead,
+          hidden: this.hidden,
+          norm: cfg.bias ? "layer" : "rms",
+          vocabSize: cfg.vocabSize,
+          eosTokenId: cfg.eosTokenId,
+        },
+        this.stackParams("model.transformer", cfg.nLayer),
+        this.param("model.token_embedding.weight"),
+        "forward",
+      );
+      const last = createTensor(this.gpu, [rows, cfg.nEmbd], `${l}.last`); // (rows, C)
+      const logits = createTensor(this.gpu, [rows, cfg.vocabSize], `${l}.logits`); // (rows, V)
+      const head = await planLinearForward(this.gpu, {
+        out: logits,
+        x: last,
+        w: this.param("model.lm_head.weight"),
+      });
+      return { stack, last, logits, head };
+    });
   }
 
   /** Logits (rows, seqLen, V) of a batch of inputs. */

@@ -10,7 +10,7 @@ import {
   planLinearForward,
   weightGradSplit,
 } from "../../src/gpu/matmul.ts";
-import { MATMUL_CANDIDATES } from "../../src/gpu/matmul_tune.ts";
+import { MATMUL_CANDIDATES, SMALL_ROWS_VARIANT } from "../../src/gpu/matmul_tune.ts";
 import { variantName } from "../../src/gpu/matmul_wgsl.ts";
 import { createTensor, readTensor, Tensor, uploadTensor } from "../../src/gpu/tensor.ts";
 import { assertClose, randomArray } from "../_util.ts";
@@ -202,6 +202,7 @@ for (const [M, K, N] of SIZES) {
 // (36, 28, 20) (vec4 loads).
 const VARIANTS: MatmulVariant[] = [
   ...Object.values(MATMUL_CANDIDATES),
+  SMALL_ROWS_VARIANT,
   { wgX: 3, wgY: 5, tm: 4, tn: 8, bk: 4 },
   { wgX: 1, wgY: 1, tm: 8, tn: 4, bk: 32 },
 ];
@@ -252,7 +253,7 @@ Deno.test("Linear plans are bit-identical whichever variant runs", async () => {
     const tdy = uploadTensor(gpu, randomArray(M * N, 33), [M, N], "test.dy");
     const tb = uploadTensor(gpu, randomArray(N, 34), [N], "test.b");
     let first: Uint32Array[] | undefined;
-    for (const variant of Object.values(MATMUL_CANDIDATES)) {
+    for (const variant of [...Object.values(MATMUL_CANDIDATES), SMALL_ROWS_VARIANT]) {
       const out = createTensor(gpu, [M, N], "test.out");
       const dx = createTensor(gpu, [M, K], "test.dx");
       const dw = createTensor(gpu, [N, K], "test.dw");
@@ -390,4 +391,22 @@ Deno.test("Linear plans reject mismatched shapes naming the tensors", async () =
 
 Deno.test("matmulFlops() counts a multiply-add as two", () => {
   assert.equal(matmulFlops(2048, 768, 2304), 2 * 2048 * 768 * 2304);
+});
+
+Deno.test("planLinearForward() of 1 and 3 rows (the small-row tile) equals those rows of a 37-row product bit for bit", async () => {
+  const gpu = await getGpu();
+  const [M, K, N] = [37, 29, 19];
+  const x = randomArray(M * K, 41);
+  const tw = uploadTensor(gpu, randomArray(N * K, 42), [N, K], "test.w");
+  const full = createTensor(gpu, [M, N], "test.full");
+  await run(gpu, [
+    await planLinearForward(gpu, { out: full, x: uploadTensor(gpu, x, [M, K], "test.x"), w: tw }),
+  ]);
+  const all = await readTensor(gpu, full);
+  for (const rows of [1, 3]) {
+    const out = createTensor(gpu, [rows, N], "test.small");
+    const tx = uploadTensor(gpu, x.slice(5 * K, (5 + rows) * K), [rows, K], "test.xs");
+    await run(gpu, [await planLinearForward(gpu, { out, x: tx, w: tw })]);
+    assert.deepEqual(await readTensor(gpu, out), all.slice(5 * N, (5 + rows) * N));
+  }
 });
