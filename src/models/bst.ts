@@ -40,7 +40,7 @@ import {
 } from "../nn/text_head.ts";
 import { planTrunk, TrunkInputs, type TrunkStack } from "../nn/trunk.ts";
 import type { SafeTensor } from "../io/safetensors.ts";
-import { FlatParams } from "./flat_params.ts";
+import { FlatParams, type ModelPrecision } from "./flat_params.ts";
 import { type BstConfig, bstParamSpecs, validateBstConfig } from "./bst_config.ts";
 import { swigluHidden } from "./param_specs.ts";
 import type { PairBatch } from "./bst_pairs.ts";
@@ -52,6 +52,8 @@ export interface BstCreateOptions {
   seed?: number;
   /** Label prefix of GPU objects (default "bst"). */
   label?: string;
+  /** Numeric precision (default "32-true"; "16-mixed" needs `shader-f16`). */
+  precision?: ModelPrecision;
 }
 
 /** A list of pairs for the text head (flat over the batch), e.g. from `buildPairBatch`. */
@@ -117,6 +119,7 @@ export class BST extends FlatParams {
    */
   static async create(gpu: Gpu, config: BstConfig, options: BstCreateOptions = {}): Promise<BST> {
     const model = new BST(gpu, config, options.label ?? "bst");
+    model.setPrecision(options.precision ?? "32-true");
     await model.initialise(options.seed ?? 1337);
     return model;
   }
@@ -315,6 +318,7 @@ export class EncoderPlan implements StateTables {
       nHead: cfg.nHead,
       hidden: model.hidden,
       norm: model.norm,
+      precision: model.matmulPrecision,
     };
     const stack = (dir: "f" | "b"): TrunkStack => ({
       name: `transformer_${dir}`,
@@ -402,7 +406,14 @@ export class PairHead {
     const byBudget = Math.floor(TEXT_HEAD_BUDGET / perPair);
     const cap = Math.min(roundUp(Math.max(1, maxPairs), 64), byBinding, byBudget);
     this.cap = Math.max(64, Math.floor(cap / 64) * 64);
-    this.shape = { pairs: this.cap, nEmbd: C, hidden: H, vocab: V, norm: model.norm };
+    this.shape = {
+      pairs: this.cap,
+      nEmbd: C,
+      hidden: H,
+      vocab: V,
+      norm: model.norm,
+      precision: model.matmulPrecision,
+    };
     this.acts = createTextHeadActivations(model.gpu, this.shape, `${model.label}.head${this.cap}`);
     this.lossOut = createTensor(model.gpu, [MAX_CHUNKS], `${model.label}.head${this.cap}.loss`);
   }
@@ -450,6 +461,7 @@ export class PairHead {
       dB: this.withBackward ? this.enc.doutB : undefined,
       lossOut: this.lossOut,
       lossSlot: k,
+      lossScale: this.withBackward ? this.model.lossScale : undefined,
     });
     c.ops = [...plan.forward, ...plan.backward];
     return c;

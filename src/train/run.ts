@@ -15,6 +15,7 @@ import { AdamW } from "./optimizer.ts";
 import { type Op, run } from "../gpu/kernel.ts";
 import type { Gpu } from "../gpu/device.ts";
 import { readTensor, type Tensor } from "../gpu/tensor.ts";
+import { LOSS_SCALE_INIT_EXPONENT, type LossScaleState } from "../gpu/loss_scale.ts";
 import { allreduceTensor, checkReplicas, type Collective, rankMicroBatch } from "./distributed.ts";
 import { LossWindow, type LossWindowState } from "./loss_window.ts";
 import {
@@ -497,6 +498,13 @@ export abstract class FlatRun<M extends FlatParams> implements TrainRun {
     if (this.config.optimizer.grad_clip !== null) {
       logs.grad_norm = (await this.opt.gradNorm()).total;
     }
+    const scaler = await this.opt.lossScaleState();
+    if (scaler) {
+      // 16-mixed: the scale after this step and the steps skipped so far (non-finite
+      // gradients); a skipped step's grad_norm is Infinity or NaN.
+      logs.loss_scale = scaler.scale;
+      logs.skipped_steps = scaler.skippedSteps;
+    }
     return {
       loss,
       epoch,
@@ -521,6 +529,7 @@ export abstract class FlatRun<M extends FlatParams> implements TrainRun {
         config: JSON.stringify(storedConfig(this.config)),
         step: String(step),
         [LOSS_WINDOW_KEY]: encodeLossWindow(window),
+        ...await this.lossScaleMetadata(),
         ...(this.data.train.state ? { [DATA_STATE_KEY]: this.data.train.state() } : {}),
         ...this.extraMetadata(),
       },
@@ -541,13 +550,30 @@ export abstract class FlatRun<M extends FlatParams> implements TrainRun {
       }
       this.data.train.restore(dataState, path);
     }
+    const step = checkpointStep(path, file.metadata);
+    if (this.model.lossScale) {
+      const stored = file.metadata[LOSS_SCALE_KEY];
+      // A checkpoint without scaler state (written in 32-true) starts a fresh scale; AdamW's
+      // bias corrections continue from its step.
+      this.opt.setLossScaleState(
+        stored === undefined
+          ? { ...freshLossScale(), optimizerSteps: step }
+          : decodeLossScale(path, stored),
+      );
+    }
     const window = file.metadata[LOSS_WINDOW_KEY];
     if (window !== undefined) {
       const state = decodeLossWindow(path, window);
       // data-parallel: rank 0 holds the whole sum, the others start from 0 (shares add up)
       this.lossWindow.restore((this.#comm?.rank ?? 0) === 0 ? state : { ...state, sum: 0 });
     }
-    return checkpointStep(path, file.metadata);
+    return step;
+  }
+
+  /** 16-mixed: the loss scaler's state as checkpoint metadata (nothing in 32-true). */
+  private async lossScaleMetadata(): Promise<Record<string, string>> {
+    const state = await this.opt.lossScaleState();
+    return state ? { [LOSS_SCALE_KEY]: JSON.stringify(state) } : {};
   }
 
   /** Loads the model weights of a checkpoint; returns its step (null if not recorded). */
@@ -557,6 +583,66 @@ export abstract class FlatRun<M extends FlatParams> implements TrainRun {
     this.model.loadSafetensors(file.tensors, path);
     return file.metadata.step === undefined ? null : checkpointStep(path, file.metadata);
   }
+}
+
+/** Checkpoint metadata key of the 16-mixed loss scaler's state ({@linkcode LossScaleState}). */
+export const LOSS_SCALE_KEY = "loss_scale";
+
+/** The scaler state a 16-mixed run starts with (scale 2^16). */
+function freshLossScale(): LossScaleState {
+  const scale = 2 ** LOSS_SCALE_INIT_EXPONENT;
+  return {
+    scale,
+    goodSteps: 0,
+    skippedSteps: 0,
+    lastSkipped: false,
+    optimizerSteps: 0,
+    lastScale: scale,
+  };
+}
+
+/**
+ * Parses the `loss_scale` checkpoint metadata (JSON of {@linkcode LossScaleState}); one line
+ * naming the checkpoint when malformed.
+ *
+ * @example
+ * ```ts
+ * import { decodeLossScale } from "./run.ts";
+ * const text = '{"scale":32768,"goodSteps":5,"skippedSteps":1,"lastSkipped":false,' +
+ *   '"optimizerSteps":9,"lastScale":32768}';
+ * console.log(decodeLossScale("x", text).skippedSteps); // 1
+ * ```
+ */
+export function decodeLossScale(path: string, text: string): LossScaleState {
+  let o: Record<string, unknown> | null = null;
+  try {
+    o = JSON.parse(text);
+  } catch {
+    o = null;
+  }
+  const count = (k: string) => Number.isInteger(o?.[k]) && (o![k] as number) >= 0;
+  const power = (k: string) => {
+    const v = o?.[k];
+    return typeof v === "number" && Number.isInteger(Math.log2(v)) &&
+      Math.abs(Math.log2(v)) <= 126;
+  };
+  if (
+    !o || typeof o !== "object" || !power("scale") || !power("lastScale") ||
+    !count("goodSteps") || !count("skippedSteps") || !count("optimizerSteps") ||
+    typeof o.lastSkipped !== "boolean"
+  ) {
+    throw new Error(
+      `Cannot resume from "${path}": metadata ${LOSS_SCALE_KEY} is "${text.slice(0, 200)}"`,
+    );
+  }
+  return {
+    scale: o.scale as number,
+    goodSteps: o.goodSteps as number,
+    skippedSteps: o.skippedSteps as number,
+    lastSkipped: o.lastSkipped as boolean,
+    optimizerSteps: o.optimizerSteps as number,
+    lastScale: o.lastScale as number,
+  };
 }
 
 /**
