@@ -7,6 +7,7 @@ import { run, submit } from "../../src/gpu/kernel.ts";
 import { readLossScaleState, writeLossScaleState } from "../../src/gpu/loss_scale.ts";
 import { checkMatmulPrecision } from "../../src/gpu/matmul.ts";
 import { readTensor } from "../../src/gpu/tensor.ts";
+import { readSafetensors, serializeSafetensors } from "../../src/io/safetensors.ts";
 import { modelPrecision } from "../../src/models/from_config.ts";
 import { GPT } from "../../src/models/gpt.ts";
 import { AdamW } from "../../src/train/optimizer.ts";
@@ -176,6 +177,53 @@ Deno.test("train() in 16-mixed learns like 32-true, logs the loss scale and resu
   assert.equal(
     await Deno.readTextFile(`${dir}/c/metrics.jsonl`),
     await Deno.readTextFile(`${dir}/a/metrics.jsonl`),
+  );
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("train() in 16-mixed skips an overflow step without stopping (resumed with a huge scale)", async () => {
+  const dir = await Deno.makeTempDir();
+  const data = tinyData(60);
+  const opts = { progress: false, handleInterrupt: false };
+  const mixed = ["trainer.precision=16-mixed"];
+  const config = await tinyConfig(dir, mixed);
+  await train({ ...config, trainer: { ...config.trainer, train_batches: 3 } }, data, {
+    ...opts,
+    runName: "s",
+  });
+  // The checkpoint now says the scale is 2^24: step 4's loss gradient overflows f16.
+  const path = `${dir}/s/ckpt_iter_3.safetensors`;
+  const file = await readSafetensors(path);
+  const state = decodeLossScale(path, file.metadata.loss_scale);
+  assert.equal(state.optimizerSteps, 3);
+  const huge = { ...state, scale: 2 ** 24 };
+  await Deno.writeFile(
+    path,
+    serializeSafetensors(file.tensors, { ...file.metadata, loss_scale: JSON.stringify(huge) }),
+  );
+  const r = await train(
+    await tinyConfig(dir, [...mixed, "trainer.init_from=resume", "trainer.train_batches=12"]),
+    data,
+    opts,
+  );
+  assert.equal(r.steps, 12);
+  assert.ok(Number.isFinite(r.val_loss));
+  const rows = (await Deno.readTextFile(`${dir}/s/metrics.jsonl`)).trim().split("\n")
+    .map((l) => JSON.parse(l));
+  const step4 = rows.find((row) => row.step === 4);
+  assert.equal(step4.skipped_steps, 1, "step 4 was skipped");
+  assert.equal(step4.loss_scale, 2 ** 23, "and the scale halved");
+  assert.ok(Number.isFinite(step4.train_loss), "its loss is finite: the guard lets it pass");
+  // The scale halves until the gradients fit f16, then the steps update again.
+  const last = rows.find((row) => row.step === 12);
+  const skipped = last.skipped_steps;
+  assert.ok(skipped >= 1 && skipped < 9, `${skipped} of 9 steps skipped`);
+  assert.equal(last.loss_scale, 2 ** (24 - skipped));
+  const final = await readSafetensors(`${dir}/s/ckpt_iter_12.safetensors`);
+  assert.equal(
+    decodeLossScale("final", final.metadata.loss_scale).optimizerSteps,
+    12 - skipped,
+    "AdamW counts only the updates applied",
   );
   await Deno.remove(dir, { recursive: true });
 });
