@@ -52,24 +52,39 @@ export interface LossScaleState {
  */
 export function createLossScaleState(gpu: Gpu, label: string, optimizerSteps = 0): Tensor {
   const t = createTensor(gpu, [STATE_SIZE], `${label}.loss_scale`, "i32");
-  writeLossScaleState(gpu, t, {
-    scale: 2 ** LOSS_SCALE_INIT_EXPONENT,
+  writeLossScaleState(gpu, t, initialLossScaleState(optimizerSteps));
+  return t;
+}
+
+/**
+ * The state a 16-mixed run starts with: scale 2^16, nothing skipped, `optimizerSteps` AdamW
+ * updates already applied (non-zero when resuming a checkpoint that has no scaler state).
+ */
+export function initialLossScaleState(optimizerSteps = 0): LossScaleState {
+  const scale = 2 ** LOSS_SCALE_INIT_EXPONENT;
+  return {
+    scale,
     goodSteps: 0,
     skippedSteps: 0,
     lastSkipped: false,
     optimizerSteps,
-    lastScale: 2 ** LOSS_SCALE_INIT_EXPONENT,
-  });
-  return t;
+    lastScale: scale,
+  };
+}
+
+/** Whether `x` is a scale the state can hold: 2^e with e in [-126, 127]. */
+export function isLossScale(x: unknown): x is number {
+  if (typeof x !== "number" || !(x > 0)) return false;
+  const e = Math.log2(x);
+  return Number.isInteger(e) && e >= -126 && e <= 127;
 }
 
 /** log2 of a power-of-two scale within f32's normal range; throws otherwise. */
 function exponentOf(scale: number, what: string): number {
-  const e = Math.log2(scale);
-  if (!(Number.isInteger(e) && e >= -126 && e <= 127)) {
+  if (!isLossScale(scale)) {
     throw new Error(`Loss scale ${what} must be a power of two in [2^-126, 2^127], got ${scale}`);
   }
-  return e;
+  return Math.log2(scale);
 }
 
 /**

@@ -15,7 +15,7 @@ import { AdamW } from "./optimizer.ts";
 import { type Op, run } from "../gpu/kernel.ts";
 import type { Gpu } from "../gpu/device.ts";
 import { readTensor, type Tensor } from "../gpu/tensor.ts";
-import { LOSS_SCALE_INIT_EXPONENT, type LossScaleState } from "../gpu/loss_scale.ts";
+import { initialLossScaleState, isLossScale, type LossScaleState } from "../gpu/loss_scale.ts";
 import { allreduceTensor, checkReplicas, type Collective, rankMicroBatch } from "./distributed.ts";
 import { LossWindow, type LossWindowState } from "./loss_window.ts";
 import {
@@ -556,9 +556,7 @@ export abstract class FlatRun<M extends FlatParams> implements TrainRun {
       // A checkpoint without scaler state (written in 32-true) starts a fresh scale; AdamW's
       // bias corrections continue from its step.
       this.opt.setLossScaleState(
-        stored === undefined
-          ? { ...freshLossScale(), optimizerSteps: step }
-          : decodeLossScale(path, stored),
+        stored === undefined ? initialLossScaleState(step) : decodeLossScale(path, stored),
       );
     }
     const window = file.metadata[LOSS_WINDOW_KEY];
@@ -588,19 +586,6 @@ export abstract class FlatRun<M extends FlatParams> implements TrainRun {
 /** Checkpoint metadata key of the 16-mixed loss scaler's state ({@linkcode LossScaleState}). */
 export const LOSS_SCALE_KEY = "loss_scale";
 
-/** The scaler state a 16-mixed run starts with (scale 2^16). */
-function freshLossScale(): LossScaleState {
-  const scale = 2 ** LOSS_SCALE_INIT_EXPONENT;
-  return {
-    scale,
-    goodSteps: 0,
-    skippedSteps: 0,
-    lastSkipped: false,
-    optimizerSteps: 0,
-    lastScale: scale,
-  };
-}
-
 /**
  * Parses the `loss_scale` checkpoint metadata (JSON of {@linkcode LossScaleState}); one line
  * naming the checkpoint when malformed.
@@ -620,14 +605,12 @@ export function decodeLossScale(path: string, text: string): LossScaleState {
   } catch {
     o = null;
   }
-  const count = (k: string) => Number.isInteger(o?.[k]) && (o![k] as number) >= 0;
-  const power = (k: string) => {
+  const count = (k: string) => {
     const v = o?.[k];
-    return typeof v === "number" && Number.isInteger(Math.log2(v)) &&
-      Math.abs(Math.log2(v)) <= 126;
+    return Number.isInteger(v) && (v as number) >= 0 && (v as number) < 2 ** 31;
   };
   if (
-    !o || typeof o !== "object" || !power("scale") || !power("lastScale") ||
+    !o || typeof o !== "object" || !isLossScale(o.scale) || !isLossScale(o.lastScale) ||
     !count("goodSteps") || !count("skippedSteps") || !count("optimizerSteps") ||
     typeof o.lastSkipped !== "boolean"
   ) {
