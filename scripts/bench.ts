@@ -12,6 +12,8 @@
  * - `bst`: a full BST training step (see `_bench_bst.ts`) at the small shape, and at the paper
  *   shape on hardware adapters (or with `--paper`);
  * - `--profile SHAPE [--batch N]`: only the per-kernel table of one training step of SHAPE.
+ * - `--precision 16-mixed`: the BST steps and `--profile` with f16 Linear matmuls and loss
+ *   scaling (`trainer.precision=16-mixed`; default 32-true).
  *
  * Timing never waits per dispatch (each wait from Deno costs >= 10 ms): with the adapter's
  * `timestamp-query` the GPU timestamps the work (`src/gpu/timing.ts`); without it the work is
@@ -45,6 +47,7 @@ import { uploadTensor } from "../src/gpu/tensor.ts";
 import type { Op } from "../src/gpu/kernel.ts";
 import { timeOps, type TimingMethod } from "../src/gpu/timing.ts";
 import { benchBstSteps, BST_BENCH_SHAPES, profileBstStep } from "./_bench_bst.ts";
+import type { ModelPrecision } from "../src/models/flat_params.ts";
 import { benchTokenizer } from "./_bench_tokenizer.ts";
 import { parseCli } from "./_cli.ts";
 
@@ -75,6 +78,13 @@ has timestamp-query, else by repeating the work inside one submission.`,
       help: "only the per-kernel table of one training step of SHAPE",
     },
     batch: { type: "integer", min: 1, help: "rows per step of --profile" },
+    precision: {
+      type: "string",
+      arg: "P",
+      choices: ["32-true", "16-mixed"],
+      default: "32-true",
+      help: "precision of the BST steps and --profile (16-mixed needs shader-f16)",
+    },
     tokenizer: {
       type: "string",
       arg: "FILE",
@@ -216,7 +226,11 @@ try {
       (profileShape.name === "paper"
         ? (gpu.info.isFallbackAdapter ? 16 : 256)
         : profileShape.batch);
-    report.profile = await profileBstStep(gpu, { ...profileShape, batch: rows });
+    report.profile = await profileBstStep(
+      gpu,
+      { ...profileShape, batch: rows },
+      values.precision as ModelPrecision,
+    );
   } else {
     const want = (name: string) => !values.only || values.only === name;
     if (want("matmul")) report.matmul = await benchMatmul(gpu);
@@ -224,7 +238,7 @@ try {
     if (want("bst")) {
       const paper = values["skip-paper"] ? false : values.paper || !gpu.info.isFallbackAdapter;
       const shapes = BST_BENCH_SHAPES.filter((s) => paper || s.name !== "paper");
-      report.bst = await benchBstSteps(gpu, repeats, shapes);
+      report.bst = await benchBstSteps(gpu, repeats, shapes, values.precision as ModelPrecision);
     }
   }
 } catch (e) {
