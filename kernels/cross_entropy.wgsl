@@ -9,6 +9,10 @@
 //                  dlogits[n] = weights[n] · (softmax(logits[n]) − onehot(t));
 //                  t = −100 (ignore): loss 0 and a zero gradient row; any other t outside
 //                  [0, V): loss and gradient row NaN, so a bad target cannot go unnoticed.
+//   ce_fused_scaled: ce_fused with the gradient seeded by the loss scale of
+//                  trainer.precision=16-mixed: dlogits[n] = (weights[n] · 2^e) · (softmax − onehot),
+//                  e = scale_state[0] (kernels/loss_scale.wgsl; a power of two, so exact);
+//                  binding 5 scale_state (8) i32 read. The losses are not scaled.
 //   log_softmax:   1 x (N,V) read   2 y (N,V) rw:  y[n] = x[n] − logsumexp(x[n])
 //   wsum_partial:  1 losses (N) read   2 weights (N) read   3 partials (G) rw
 //                  partials[g] = Σ_{n in chunk g} weights[n]·losses[n], chunk = WG·ITEMS rows
@@ -51,12 +55,11 @@ struct Params {
 @group(0) @binding(1) var<storage, read> partials_r: array<f32>;
 @group(0) @binding(2) var<storage, read_write> loss_out: array<f32>;
 
-@compute @workgroup_size(WG)
-fn ce_fused(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-            lane: Lane) {
+@group(0) @binding(5) var<storage, read> scale_state: array<i32>;
+
+// One row of ce_fused with the gradient seed multiplied by `seed` (1 for ce_fused: exact).
+fn ce_row(n: u32, lane: Lane, seed: f32) {
   let lid = lane.lid;
-  let n = wid.x + wid.y * nwg.x;
-  if (n >= p.N) { return; }
   let base = n * p.V;
   let t = targets[n];
   let ignored = t == IGNORE_INDEX;
@@ -72,7 +75,7 @@ fn ce_fused(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg:
   s = wg_sum(lane, s);
   let lse = m + log(s);
 
-  var w = weights[n];
+  var w = weights[n] * seed;
   if (ignored) { w = 0.0; }
   if (!ignored && !valid) { w = bitcast<f32>(0x7fc00000u); }
   for (var v = lid; v < p.V; v += WG) {
@@ -85,6 +88,22 @@ fn ce_fused(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg:
     if (!ignored && !valid) { loss = bitcast<f32>(0x7fc00000u); }
     losses_w[n] = loss;
   }
+}
+
+@compute @workgroup_size(WG)
+fn ce_fused(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+            lane: Lane) {
+  let n = wid.x + wid.y * nwg.x;
+  if (n >= p.N) { return; }
+  ce_row(n, lane, 1.0);
+}
+
+@compute @workgroup_size(WG)
+fn ce_fused_scaled(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                   lane: Lane) {
+  let n = wid.x + wid.y * nwg.x;
+  if (n >= p.N) { return; }
+  ce_row(n, lane, ldexp(1.0, scale_state[0]));
 }
 
 @compute @workgroup_size(WG)

@@ -15,6 +15,7 @@ import type { Op } from "../src/gpu/kernel.ts";
 import { profileOps, timeOps } from "../src/gpu/timing.ts";
 import { BST, trainingPairList } from "../src/models/bst.ts";
 import type { BstConfig } from "../src/models/bst_config.ts";
+import type { ModelPrecision } from "../src/models/flat_params.ts";
 import { swigluHidden } from "../src/models/param_specs.ts";
 import { buildPairBatch, PairSampler } from "../src/models/bst_pairs.ts";
 import { AdamW } from "../src/train/optimizer.ts";
@@ -121,7 +122,11 @@ interface PlannedStep {
 }
 
 /** Builds the model, optimizer and the ops of one training step of `s`. */
-async function planStep(gpu: Gpu, s: BstBenchShape): Promise<PlannedStep> {
+async function planStep(
+  gpu: Gpu,
+  s: BstBenchShape,
+  precision: ModelPrecision,
+): Promise<PlannedStep> {
   const config: BstConfig = {
     vocabSize: s.vocab,
     eosTokenId: s.vocab - 2,
@@ -136,7 +141,7 @@ async function planStep(gpu: Gpu, s: BstBenchShape): Promise<PlannedStep> {
     pairSubsampleRate: s.subsample ?? 1,
     singleGapPredictionMode: "eos",
   };
-  const model = await BST.create(gpu, config, { label: `bench.${s.name}` });
+  const model = await BST.create(gpu, config, { label: `bench.${s.name}`, precision });
   const tokens = starRows(s, config.eosTokenId);
   const enc = await model.encoders(s.batch, s.seqLen);
   const batch = buildPairBatch(tokens, s.batch, s.seqLen, new PairSampler(config, 0), {
@@ -174,11 +179,12 @@ export async function benchBstSteps(
   gpu: Gpu,
   repeats: number,
   shapes: BstBenchShape[] = BST_BENCH_SHAPES,
+  precision: ModelPrecision = "32-true",
 ): Promise<Record<string, unknown>[]> {
   const results = [];
   for (const s of shapes) {
-    console.error(`bench: BST step ${describe(s)}`);
-    const step = await planStep(gpu, s);
+    console.error(`bench: BST step ${describe(s)} ${precision}`);
+    const step = await planStep(gpu, s, precision);
     const { ms, method } = await timeOps(gpu, step.ops, { samples: repeats });
     results.push({
       shape: s.name,
@@ -186,6 +192,7 @@ export async function benchBstSteps(
       n_embd: s.nEmbd,
       seq_len: s.seqLen,
       batch: s.batch,
+      precision,
       pairs: step.pairs,
       params: step.params,
       dispatches: step.ops.length,
@@ -222,9 +229,10 @@ export interface KernelRow {
 export async function profileBstStep(
   gpu: Gpu,
   s: BstBenchShape,
+  precision: ModelPrecision = "32-true",
 ): Promise<Record<string, unknown>> {
-  console.error(`bench: profiling one BST step ${describe(s)}`);
-  const step = await planStep(gpu, s);
+  console.error(`bench: profiling one BST step ${describe(s)} ${precision}`);
+  const step = await planStep(gpu, s, precision);
   const ms = await profileOps(gpu, step.ops);
   const by = new Map<string, { n: number; ms: number; flops: number; counted: boolean }>();
   step.ops.forEach((op, i) => {
@@ -270,6 +278,7 @@ export async function profileBstStep(
     n_embd: s.nEmbd,
     seq_len: s.seqLen,
     batch: s.batch,
+    precision,
     pairs: step.pairs,
     dispatches: step.ops.length,
     total_ms: Number(total.toFixed(3)),

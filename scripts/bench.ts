@@ -4,7 +4,9 @@
  *
  * - `matmul`: GFLOP/s of the three Linear patterns (forward `x·Wᵀ`, input gradient `dy·W`,
  *   weight gradient `dyᵀ·x`) at (M, K, N) = (512, 512, 512), (2048, 768, 2304), (2048, 2048, 768)
- *   (only the first on a CPU adapter, to keep the default run short);
+ *   (only the first on a CPU adapter, to keep the default run short); one entry per shape and
+ *   precision: `"precision": "f32"`, and `"f16"` (the 16-mixed kernels: f16 inputs, f32
+ *   totals) where the adapter has `shader-f16`;
  * - `attention`: forward + backward time of the document-masked attention at
  *   B=8, H=8, T=69, D=96, both directions;
  * - `bst`: a full BST training step (see `_bench_bst.ts`) at the small shape, and at the paper
@@ -12,6 +14,8 @@
  * - `infer`: ms per generated token of a greedy BST rollout at block size 256 with the K/V cache
  *   and re-encoding every step, and the speed-up (see `_bench_infer.ts`);
  * - `--profile SHAPE [--batch N]`: only the per-kernel table of one training step of SHAPE.
+ * - `--precision 16-mixed`: the BST steps and `--profile` with f16 Linear matmuls and loss
+ *   scaling (`trainer.precision=16-mixed`; default 32-true).
  *
  * Timing never waits per dispatch (each wait from Deno costs >= 10 ms): with the adapter's
  * `timestamp-query` the GPU timestamps the work (`src/gpu/timing.ts`); without it the work is
@@ -41,6 +45,7 @@ import {
 } from "../src/gpu/attention.ts";
 import {
   matmulFlops,
+  type MatmulPrecision,
   matmulTuner,
   planLinearBackwardInput,
   planLinearBackwardWeight,
@@ -54,6 +59,7 @@ import type { Op } from "../src/gpu/kernel.ts";
 import { timeOps, type TimingMethod } from "../src/gpu/timing.ts";
 import { benchBstSteps, BST_BENCH_SHAPES, profileBstStep } from "./_bench_bst.ts";
 import { benchInfer } from "./_bench_infer.ts";
+import type { ModelPrecision } from "../src/models/flat_params.ts";
 import { benchTokenizer } from "./_bench_tokenizer.ts";
 import { parseCli } from "./_cli.ts";
 
@@ -61,11 +67,13 @@ const { values } = parseCli({
   usage:
     "deno task bench [--repeats N] [--only matmul|attention|bst|infer] [--paper | --skip-paper]\n" +
     "       deno task bench --profile small|paper|tinystories_cpu [--batch N] [--retune]\n" +
+    "                       [--precision 32-true|16-mixed]\n" +
     "       deno task bench --tokenizer FILE",
   about: `Prints one JSON object: the adapter, matmul GFLOP/s for the three Linear patterns at three
-shapes (only 512^3 on a CPU adapter), attention forward+backward time at B=8 H=8 T=69 D=96,
-BST training steps (both encoders, text head, AdamW): ms/step, tokens/s, achieved GFLOP/s, and
-a greedy BST rollout at block size 256 with the K/V cache and re-encoding every step.
+shapes (only 512^3 on a CPU adapter), in f32 and, with shader-f16, in f16 (the 16-mixed
+kernels), attention forward+backward time at B=8 H=8 T=69 D=96, BST training steps (both
+encoders, text head, AdamW; in --precision): ms/step, tokens/s, achieved GFLOP/s, and a greedy
+BST rollout at block size 256 with the K/V cache and re-encoding every step.
 The paper's G(5,5) step is included on hardware adapters; --paper adds it on a CPU adapter
 (minutes), --skip-paper leaves it out. Kernels are timed with GPU timestamps where the adapter
 has timestamp-query, else by repeating the work inside one submission.`,
@@ -90,6 +98,13 @@ has timestamp-query, else by repeating the work inside one submission.`,
       type: "boolean",
       help: "time every matmul and attention candidate anew (ignore the tables and the caches; " +
         "rewrite the caches)",
+    },
+    precision: {
+      type: "string",
+      arg: "P",
+      choices: ["32-true", "16-mixed"],
+      default: "32-true",
+      help: "precision of the BST steps and --profile (16-mixed needs shader-f16)",
     },
     tokenizer: {
       type: "string",
@@ -154,9 +169,11 @@ async function benchMatmul(gpu: Gpu) {
   // A CPU adapter does about 1 GFLOP/s: only the small shape there, to keep the run short.
   const all: [number, number, number][] = [[512, 512, 512], [2048, 768, 2304], [2048, 2048, 768]];
   const shapes = gpu.info.isFallbackAdapter ? all.slice(0, 1) : all;
+  const precisions: MatmulPrecision[] = gpu.info.features.includes("shader-f16")
+    ? ["f32", "f16"]
+    : ["f32"];
   const out = [];
   for (const [M, K, N] of shapes) {
-    console.error(`bench: matmul ${M}x${K}x${N}`);
     const x = uploadTensor(gpu, seeded(M * K, 1), [M, K], "bench.x");
     const w = uploadTensor(gpu, seeded(N * K, 2), [N, K], "bench.w");
     const y = uploadTensor(gpu, new Float32Array(M * N), [M, N], "bench.y");
@@ -164,21 +181,25 @@ async function benchMatmul(gpu: Gpu) {
     const dx = uploadTensor(gpu, new Float32Array(M * K), [M, K], "bench.dx");
     const dw = uploadTensor(gpu, new Float32Array(N * K), [N, K], "bench.dw");
     const flops = matmulFlops(M, K, N);
-    const fwd = await time(gpu, [await planLinearForward(gpu, { out: y, x, w })]);
-    const bIn = await time(gpu, [await planLinearBackwardInput(gpu, { dx, dy, w })]);
-    const wOps = await planLinearBackwardWeight(gpu, { dw, dy, x });
-    const bW = await time(gpu, Array.isArray(wOps) ? wOps : [wOps]);
-    out.push({
-      M,
-      K,
-      N,
-      forward_gflops: round(flops / fwd.ms / 1e6),
-      backward_input_gflops: round(flops / bIn.ms / 1e6),
-      backward_weight_gflops: round(flops / bW.ms / 1e6),
-      forward_ms: round(fwd.ms, 3),
-      backward_input_ms: round(bIn.ms, 3),
-      backward_weight_ms: round(bW.ms, 3),
-    });
+    for (const precision of precisions) {
+      console.error(`bench: matmul ${M}x${K}x${N} ${precision}`);
+      const fwd = await time(gpu, [await planLinearForward(gpu, { out: y, x, w, precision })]);
+      const bIn = await time(gpu, [await planLinearBackwardInput(gpu, { dx, dy, w, precision })]);
+      const wOps = await planLinearBackwardWeight(gpu, { dw, dy, x, precision });
+      const bW = await time(gpu, Array.isArray(wOps) ? wOps : [wOps]);
+      out.push({
+        M,
+        K,
+        N,
+        precision,
+        forward_gflops: round(flops / fwd.ms / 1e6),
+        backward_input_gflops: round(flops / bIn.ms / 1e6),
+        backward_weight_gflops: round(flops / bW.ms / 1e6),
+        forward_ms: round(fwd.ms, 3),
+        backward_input_ms: round(bIn.ms, 3),
+        backward_weight_ms: round(bW.ms, 3),
+      });
+    }
     for (const t of [x, w, y, dy, dx, dw]) t.buffer.destroy();
   }
   return out;
@@ -233,7 +254,11 @@ try {
       (profileShape.name === "paper"
         ? (gpu.info.isFallbackAdapter ? 16 : 256)
         : profileShape.batch);
-    report.profile = await profileBstStep(gpu, { ...profileShape, batch: rows });
+    report.profile = await profileBstStep(
+      gpu,
+      { ...profileShape, batch: rows },
+      values.precision as ModelPrecision,
+    );
   } else {
     const want = (name: string) => !values.only || values.only === name;
     if (want("matmul")) report.matmul = await benchMatmul(gpu);
@@ -243,7 +268,7 @@ try {
       const shapes = BST_BENCH_SHAPES.filter((s) =>
         !s.profileOnly && (paper || s.name !== "paper")
       );
-      report.bst = await benchBstSteps(gpu, repeats, shapes);
+      report.bst = await benchBstSteps(gpu, repeats, shapes, values.precision as ModelPrecision);
     }
     if (want("infer")) report.infer = await benchInfer(gpu, repeats);
   }

@@ -254,7 +254,10 @@ export async function loadCheckpointConfig(
   }
   const metaSource = `${source} (metadata)`;
   checkValueLimits(stored, metaSource);
-  if (isConfigTree(stored.trainer)) stored.trainer = { ...stored.trainer, init_from: "scratch" };
+  // Checkpoints written before trainer.precision existed trained in 32-true.
+  if (isConfigTree(stored.trainer)) {
+    stored.trainer = { precision: "32-true", ...stored.trainer, init_from: "scratch" };
+  }
   let tree: ConfigTree = { ...checkRanges(validateConfig(stored, metaSource), metaSource) };
   for (const item of overrides) {
     const layer = validatePartialConfig(parseDotlist([item]), describeOverride(item));

@@ -123,6 +123,8 @@ function adamFields(n: number, slot: number, s: AdamWStep): ParamField[] {
     f32(Math.sqrt(bc2)),
     f32(s.eps),
     f32(s.maxNorm ?? 0),
+    f32(s.lr),
+    f32(s.beta1),
   ];
 }
 
@@ -132,9 +134,14 @@ function adamFields(n: number, slot: number, s: AdamWStep): ParamField[] {
  * min(1, maxNorm / (sqrt(norms[slot]) + 1e-6)) computed on the GPU (no read-back). The
  * gradient buffer itself is not modified.
  *
+ * With `t.lossScale` (the state of `loss_scale.ts`, for `trainer.precision=16-mixed`) the
+ * gradients are taken as scaled: the update unscales them (and their norm) by the step's
+ * scale, does nothing on a step whose gradients were not finite, and computes the bias
+ * corrections on the GPU from the number of updates applied (`s.step` is then unused).
+ *
  * @param gpu the shared GPU.
  * @param t `param`, `m`, `v` (n) updated in place; `grad` (n); `norms` (S) sums of squares from
- *   {@linkcode planSumSquares}; `slot` the module's slot in `norms`.
+ *   {@linkcode planSumSquares}; `slot` the module's slot in `norms`; optional `lossScale`.
  * @param s the first step's hyper-parameters; later steps call `setStep` on the result.
  * @returns the dispatch and a `setStep` that rewrites its uniforms without re-planning.
  *
@@ -147,7 +154,15 @@ function adamFields(n: number, slot: number, s: AdamWStep): ParamField[] {
  */
 export async function planAdamW(
   gpu: Gpu,
-  t: { param: Tensor; m: Tensor; v: Tensor; grad: Tensor; norms: Tensor; slot: number },
+  t: {
+    param: Tensor;
+    m: Tensor;
+    v: Tensor;
+    grad: Tensor;
+    norms: Tensor;
+    slot: number;
+    lossScale?: Tensor;
+  },
   s: AdamWStep,
 ): Promise<AdamWPlan> {
   const n = t.param.numel;
@@ -160,10 +175,10 @@ export async function planAdamW(
   const dispatch = await planDispatch(gpu, {
     label: `${t.param.label}.adamw`,
     code: await withReductions(gpu, src), // the module's sumsq entries need the library
-    entryPoint: "adamw",
+    entryPoint: t.lossScale ? "adamw_mixed" : "adamw",
     constants: { WG },
     params: adamFields(n, t.slot, s),
-    bindings: [t.param, t.m, t.v, t.grad, t.norms],
+    bindings: [t.param, t.m, t.v, t.grad, t.norms, ...(t.lossScale ? [t.lossScale] : [])],
     workgroups: grid(gpu, Math.ceil(n / WG)),
   });
   return {

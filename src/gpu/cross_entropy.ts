@@ -60,6 +60,8 @@ function rowsOf(t: Tensor, op: string): [number, number] {
  * @param losses (N) per-row CE, overwritten.
  * @param targets (N) i32 target ids.
  * @param weights (N) f32 per-row weights of the gradient.
+ * @param lossScale optional loss-scaler state (`loss_scale.ts`, 16-mixed): the gradient is
+ *   multiplied by its scale (a power of two: exact); the losses are not.
  * @param reduction the workgroup reductions (default: subgroups where usable, see `reduce.ts`).
  * @returns one dispatch of N workgroups; empty when N is 0.
  * @throws Error when V is 0 or shapes or dtypes disagree.
@@ -79,6 +81,7 @@ export async function planCrossEntropy(
   losses: Tensor,
   targets: Tensor,
   weights: Tensor,
+  lossScale?: Tensor,
   reduction?: Reduction,
 ): Promise<Dispatch[]> {
   const op = `cross-entropy "${logits.label}"`;
@@ -92,10 +95,10 @@ export async function planCrossEntropy(
     await planDispatch(gpu, {
       label: `${logits.label}.cross_entropy`,
       code: await withReductions(gpu, src, reduction),
-      entryPoint: "ce_fused",
+      entryPoint: lossScale ? "ce_fused_scaled" : "ce_fused",
       constants: { WG },
       params: [N, V, 0],
-      bindings: [logits, targets, weights, losses],
+      bindings: [logits, targets, weights, losses, ...(lossScale ? [lossScale] : [])],
       workgroups: grid(gpu, N),
     }),
   ];

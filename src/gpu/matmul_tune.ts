@@ -17,7 +17,10 @@
  *
  * Which variant runs never changes the numbers: every variant sums each output over r in
  * increasing order with one fused multiply-add per term, and the split-K of the weight gradient
- * depends on the shapes only, so results are bit-identical whatever the tuner picks.
+ * depends on the shapes only, so results are bit-identical whatever the tuner picks. The same
+ * holds for the f16 flavour (its f16 groups of 8 products are aligned in the reduction,
+ * whatever the tile), which is tuned under its own keys (`…:f16`): a variant's speed differs
+ * between the two.
  *
  * @module
  */

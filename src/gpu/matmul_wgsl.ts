@@ -343,7 +343,9 @@ function emitF16Products(emit: Emit, v: MatmulVariant): void {
   for (const t of range(tm)) {
     emit(`      ${range(c4).map((c) => `var part_${t}_${c} = vec4<f16>(0.0h);`).join(" ")}`);
   }
-  emit(`      for (var k = g; k < g + ${F16_GROUP}u; k++) {`);
+  // A constant trip count, so the compiler may unroll the group.
+  emit(`      for (var kk = 0u; kk < ${F16_GROUP}u; kk++) {`);
+  emit(`        let k = g + kk;`);
   for (const q of range(q4)) emit(`        let a${q} = As[k * ${BM4}u + ${q * wgY}u + ty];`);
   for (const c of range(c4)) emit(`        let b${c} = Bs[k * ${BN4}u + ${c * wgX}u + tx];`);
   for (const q of range(q4)) {

@@ -42,7 +42,7 @@ import {
 import { type Direction, planTrunk, TrunkInputs, type TrunkStack } from "../nn/trunk.ts";
 import { DecodeStack } from "../nn/decode_stack.ts";
 import type { SafeTensor } from "../io/safetensors.ts";
-import { FlatParams } from "./flat_params.ts";
+import { FlatParams, type ModelPrecision } from "./flat_params.ts";
 import { type BstConfig, bstParamSpecs, validateBstConfig } from "./bst_config.ts";
 import { swigluHidden } from "./param_specs.ts";
 import type { PairBatch } from "./bst_pairs.ts";
@@ -54,6 +54,8 @@ export interface BstCreateOptions {
   seed?: number;
   /** Label prefix of GPU objects (default "bst"). */
   label?: string;
+  /** Numeric precision (default "32-true"; "16-mixed" needs `shader-f16`). */
+  precision?: ModelPrecision;
 }
 
 /** A list of pairs for the text head (flat over the batch), e.g. from `buildPairBatch`. */
@@ -119,6 +121,7 @@ export class BST extends FlatParams {
    */
   static async create(gpu: Gpu, config: BstConfig, options: BstCreateOptions = {}): Promise<BST> {
     const model = new BST(gpu, config, options.label ?? "bst");
+    model.setPrecision(options.precision ?? "32-true");
     await model.initialise(options.seed ?? 1337);
     return model;
   }
@@ -383,6 +386,7 @@ export class EncoderPlan implements StateTables {
       nHead: cfg.nHead,
       hidden: model.hidden,
       norm: model.norm,
+      precision: model.matmulPrecision,
     };
     const stack = (dir: "f" | "b"): TrunkStack => ({
       name: `transformer_${dir}`,
@@ -476,7 +480,14 @@ export class PairHead {
     const unit = tight ? g : 64;
     const cap = Math.min(roundUp(Math.max(1, maxPairs), unit), byBinding, byBudget);
     this.cap = Math.max(unit, Math.floor(cap / unit) * unit);
-    this.shape = { pairs: this.cap, nEmbd: C, hidden: H, vocab: V, norm: model.norm };
+    this.shape = {
+      pairs: this.cap,
+      nEmbd: C,
+      hidden: H,
+      vocab: V,
+      norm: model.norm,
+      precision: model.matmulPrecision,
+    };
     this.acts = createTextHeadActivations(model.gpu, this.shape, `${model.label}.head${this.cap}`);
     this.lossOut = createTensor(model.gpu, [MAX_CHUNKS], `${model.label}.head${this.cap}.loss`);
   }
@@ -524,6 +535,7 @@ export class PairHead {
       dB: this.withBackward ? this.enc.doutB : undefined,
       lossOut: this.lossOut,
       lossSlot: k,
+      lossScale: this.withBackward ? this.model.lossScale : undefined,
     });
     c.ops = [...plan.forward, ...plan.backward];
     return c;

@@ -9,6 +9,8 @@
 
 import type { Gpu } from "../gpu/device.ts";
 import { planFill } from "../gpu/elementwise.ts";
+import { createLossScaleState } from "../gpu/loss_scale.ts";
+import { checkMatmulPrecision, type MatmulPrecision } from "../gpu/matmul.ts";
 import type { Op } from "../gpu/kernel.ts";
 import { createFlatTensor, readTensor, Tensor, writeTensor } from "../gpu/tensor.ts";
 import { initFlatParameters } from "../core/init.ts";
@@ -24,6 +26,14 @@ import type { StackParams } from "../nn/encoder.ts";
 import type { ParamGroup } from "../nn/layer.ts";
 import type { ParamSpec } from "./param_specs.ts";
 
+/**
+ * Numeric precision of a model's plans (`trainer.precision`, `bf16-mixed` mapped to
+ * `16-mixed`): `32-true` all f32; `16-mixed` the Linear layers' matmuls with f16 inputs (f32
+ * storage, f32 totals) and the loss gradient seeded with a dynamic loss scale, everything else
+ * (norms, softmax, cross-entropy, attention, embeddings, parameters, optimizer) f32.
+ */
+export type ModelPrecision = "32-true" | "16-mixed";
+
 /** Flat parameter and gradient buffers with views by PyTorch name. */
 export class FlatParams {
   /** Flat layout (PyTorch names, shapes, decay flags, modules). */
@@ -33,6 +43,8 @@ export class FlatParams {
   /** All gradients, flat, same layout. */
   readonly grads: Tensor;
   #cache = new Map<string, Promise<unknown>>();
+  #precision: ModelPrecision = "32-true";
+  #lossScale?: Tensor;
 
   constructor(readonly gpu: Gpu, specs: ParamSpec[], readonly label: string) {
     const modules = [...new Set(specs.map((s) => s.module))];
@@ -44,6 +56,44 @@ export class FlatParams {
     // Bound only through per-tensor views and binding-sized ranges (see ranges()).
     this.params = createFlatTensor(gpu, this.table.size, `${label}.params`);
     this.grads = createFlatTensor(gpu, this.table.size, `${label}.grads`);
+  }
+
+  /** The precision of this model's plans (set once, at creation). */
+  get precision(): ModelPrecision {
+    return this.#precision;
+  }
+
+  /** Precision of the Linear layers' matmuls: "f16" under 16-mixed, else "f32". */
+  get matmulPrecision(): MatmulPrecision {
+    return this.#precision === "16-mixed" ? "f16" : "f32";
+  }
+
+  /**
+   * 16-mixed: the loss scaler's state (`src/gpu/loss_scale.ts`) that seeds the loss gradient
+   * and that the optimizer unscales by; undefined in 32-true.
+   */
+  get lossScale(): Tensor | undefined {
+    return this.#lossScale;
+  }
+
+  /**
+   * Sets the precision before anything is planned (the models' `create` does).
+   *
+   * @throws Error when 16-mixed is asked for on an adapter without `shader-f16`.
+   */
+  protected setPrecision(precision: ModelPrecision): void {
+    if (precision !== "32-true" && precision !== "16-mixed") {
+      throw new Error(`Unknown precision "${precision}": expected 32-true or 16-mixed`);
+    }
+    checkMatmulPrecision(
+      this.gpu,
+      precision === "16-mixed" ? "f16" : "f32",
+      "trainer.precision=16-mixed",
+    );
+    this.#precision = precision;
+    this.#lossScale = precision === "16-mixed"
+      ? createLossScaleState(this.gpu, this.label)
+      : undefined;
   }
 
   /** Initialises the parameters from `seed`: N(0, 0.02) weights, unit norms, zero biases. */

@@ -10,6 +10,7 @@ import type { Config } from "../config/schema.ts";
 import type { Gpu } from "../gpu/device.ts";
 import { BST } from "./bst.ts";
 import type { BstConfig } from "./bst_config.ts";
+import type { ModelPrecision } from "./flat_params.ts";
 import { GPT, type GptConfig } from "./gpt.ts";
 
 /** What a model takes from its data. */
@@ -102,6 +103,22 @@ export function gptConfigFor(config: Config, data: DataSizes): GptConfig {
 }
 
 /**
+ * The model precision of `trainer.precision`: `bf16-mixed` runs as `16-mixed` (WGSL has no
+ * bf16; the trainer says so on stderr).
+ *
+ * @example
+ * ```ts
+ * import { modelPrecision } from "./from_config.ts";
+ * import type { Config } from "../config/schema.ts";
+ * const config = { trainer: { precision: "bf16-mixed" } } as unknown as Config;
+ * console.log(modelPrecision(config)); // 16-mixed
+ * ```
+ */
+export function modelPrecision(config: Config): ModelPrecision {
+  return config.trainer.precision === "32-true" ? "32-true" : "16-mixed";
+}
+
+/**
  * The model a config names (`use_bst`: BST, else the GPT baseline), initialised from
  * `config.seed`; load a checkpoint's weights with `loadSafetensors`.
  *
@@ -118,6 +135,14 @@ export function gptConfigFor(config: Config, data: DataSizes): GptConfig {
  */
 export function createModel(gpu: Gpu, config: Config, data: DataSizes): Promise<BST | GPT> {
   return config.use_bst
-    ? BST.create(gpu, bstConfigFor(config, data), { seed: config.seed })
-    : GPT.create(gpu, gptConfigFor(config, data), { seed: config.seed });
+    ? BST.create(gpu, bstConfigFor(config, data), options(config))
+    : GPT.create(gpu, gptConfigFor(config, data), options(config));
+}
+
+function options(config: Config): { seed: number; precision: ModelPrecision } {
+  // Configs built by hand (and checkpoints written before the key existed) may lack it.
+  return {
+    seed: config.seed,
+    precision: config.trainer?.precision ? modelPrecision(config) : "32-true",
+  };
 }

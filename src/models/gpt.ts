@@ -20,7 +20,7 @@ import { DecodeStack } from "../nn/decode_stack.ts";
 import { planLinearForward } from "../gpu/matmul.ts";
 import type { SafeTensor } from "../io/safetensors.ts";
 import { ParamListBuilder, type ParamSpec, swigluHidden } from "./param_specs.ts";
-import { FlatParams } from "./flat_params.ts";
+import { FlatParams, type ModelPrecision } from "./flat_params.ts";
 
 /** GPT hyper-parameters (the reference's `GPTConfig`). */
 export interface GptConfig {
@@ -202,9 +202,10 @@ export class GPT extends FlatParams {
   static async create(
     gpu: Gpu,
     config: GptConfig,
-    options: { seed?: number; label?: string } = {},
+    options: { seed?: number; label?: string; precision?: ModelPrecision } = {},
   ): Promise<GPT> {
     const m = new GPT(gpu, config, options.label ?? "gpt");
+    m.setPrecision(options.precision ?? "32-true");
     await m.initialise(options.seed ?? 1337);
     return m;
   }
@@ -245,6 +246,7 @@ export class GPT extends FlatParams {
       nHead: cfg.nHead,
       hidden: this.hidden,
       norm: cfg.bias ? "layer" : "rms",
+      precision: this.matmulPrecision,
     };
     const scratch = createBlockScratch(gpu, shape, `${l}.scratch`, [[N, C, V]]); // + lm_head
     const trunk = await planTrunk(
@@ -273,12 +275,12 @@ export class GPT extends FlatParams {
       dy: g.logits,
       dx: dout,
       scratch: scratch.splitK,
-    });
+    }, { precision: this.matmulPrecision });
     const all = sequence([trunk, lmHead]);
     g.forward = all.forward;
     g.backward = all.backward;
     g.loss = [
-      ...await planCrossEntropy(gpu, g.logits, g.losses, g.targets, g.weights),
+      ...await planCrossEntropy(gpu, g.logits, g.losses, g.targets, g.weights, this.lossScale),
       ...await planWeightedSum(gpu, g.lossOut, 0, g.losses, g.weights),
     ];
     return g;

@@ -19,6 +19,7 @@ import { createTensor, type Tensor } from "../gpu/tensor.ts";
 import { planAttentionLayer } from "./attention.ts";
 import { type LayerPlan, type ParamGroup, sequence } from "./layer.ts";
 import { createSplitKScratch, planLinear } from "./linear.ts";
+import type { MatmulPrecision } from "../gpu/matmul.ts";
 import { type NormKind, planNorm } from "./norm.ts";
 import { planRopeLayer } from "./rope.ts";
 import { planSwigluLayer } from "./swiglu.ts";
@@ -57,6 +58,8 @@ export interface BlockShape {
   nHead: number;
   hidden: number;
   norm: NormKind;
+  /** Precision of the Linear matmuls (default "f32"; "f16" under 16-mixed). */
+  precision?: MatmulPrecision;
 }
 
 /**
@@ -133,7 +136,7 @@ export async function planBlock(
     dy: s.dqkv,
     dx: s.dln,
     scratch: s.splitK,
-  });
+  }, { precision: shape.precision });
   const rope = await planRopeLayer(gpu, {
     qkv,
     dqkv: s.dqkv,
@@ -159,7 +162,7 @@ export async function planBlock(
     dy: io.dres,
     dx: s.datt,
     scratch: s.splitK,
-  }, { residual: true });
+  }, { residual: true, precision: shape.precision });
   const norm2 = await planNorm(gpu, `${label}.ln_2`, shape.norm, {
     x: xMid,
     y: ln2,
@@ -175,7 +178,7 @@ export async function planBlock(
     dy: s.dgu,
     dx: s.dln,
     scratch: s.splitK,
-  });
+  }, { precision: shape.precision });
   const swiglu = await planSwigluLayer(gpu, { x: gu, y: sw, dy: s.dsw, dx: s.dgu });
   const down = await planLinear(gpu, {
     x: sw,
@@ -184,7 +187,7 @@ export async function planBlock(
     dy: io.dres,
     dx: s.dsw,
     scratch: s.splitK,
-  }, { residual: true });
+  }, { residual: true, precision: shape.precision });
 
   // The residual copies: forward x_mid = x (then += proj), y = x_mid (then += down). Their
   // backward is the identity on dres, so they have no backward dispatches.

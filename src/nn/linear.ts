@@ -6,6 +6,7 @@
 
 import type { Gpu } from "../gpu/device.ts";
 import {
+  type MatmulPrecision,
   planBiasBackward,
   planLinearBackwardInput,
   planLinearBackwardWeight,
@@ -58,6 +59,11 @@ export interface LinearOptions {
   residual?: boolean;
   /** Backward adds into `dx` instead of overwriting it. */
   accumulateDx?: boolean;
+  /**
+   * Precision of all three matmuls (default "f32"); "f16" for `trainer.precision=16-mixed`:
+   * f16 inputs, f32 storage and totals (see `src/gpu/matmul.ts`).
+   */
+  precision?: MatmulPrecision;
 }
 
 /**
@@ -76,10 +82,17 @@ export async function planLinear(
       w: t.w,
       bias: t.b,
       accumulate: options.residual ?? false,
+      precision: options.precision,
     }),
   ];
   const backward = flat(
-    await planLinearBackwardWeight(gpu, { dw: t.dw, dy: t.dy, x: t.x, scratch: t.scratch }),
+    await planLinearBackwardWeight(gpu, {
+      dw: t.dw,
+      dy: t.dy,
+      x: t.x,
+      scratch: t.scratch,
+      precision: options.precision,
+    }),
     t.db ? await planBiasBackward(gpu, { db: t.db, dy: t.dy }) : undefined,
     t.dx
       ? await planLinearBackwardInput(gpu, {
@@ -87,6 +100,7 @@ export async function planLinear(
         dy: t.dy,
         w: t.w,
         accumulate: options.accumulateDx ?? false,
+        precision: options.precision,
       })
       : undefined,
   );

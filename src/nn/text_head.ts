@@ -27,6 +27,7 @@ import { createTensor, type Tensor } from "../gpu/tensor.ts";
 import { planConcatLayer, planSplitLayer } from "./concat.ts";
 import { type LayerPlan, type ParamGroup, sequence } from "./layer.ts";
 import { createSplitKScratch, planLinear } from "./linear.ts";
+import type { MatmulPrecision } from "../gpu/matmul.ts";
 import { type NormKind, planNorm } from "./norm.ts";
 import { planSwigluLayer } from "./swiglu.ts";
 
@@ -46,6 +47,8 @@ export interface TextHeadShape {
   hidden: number;
   vocab: number;
   norm: NormKind;
+  /** Precision of the Linear matmuls (default "f32"; "f16" under 16-mixed). */
+  precision?: MatmulPrecision;
 }
 
 /** Activations and gradient scratch shared by all chunks of one shape. */
@@ -130,6 +133,8 @@ export interface TextHeadIo {
   /** Loss output (slots) and the slot of this chunk. */
   lossOut?: Tensor;
   lossSlot?: number;
+  /** 16-mixed: the loss scaler's state; the loss gradient is seeded with its scale. */
+  lossScale?: Tensor;
 }
 
 /**
@@ -161,7 +166,7 @@ export async function planTextHead(
     dy: a.dgu,
     dx: a.dh0,
     scratch: a.splitK,
-  }, { accumulateDx: true });
+  }, { accumulateDx: true, precision: shape.precision });
   const swiglu = await planSwigluLayer(gpu, { x: a.gu, y: a.sw, dy: a.dsw, dx: a.dgu });
   // Residual: h1 = h0 + down(...); backward of the copy is dh0 = dh1, which must come before
   // gate_up's dx accumulates into dh0 (reverse order of the forward list below).
@@ -176,7 +181,7 @@ export async function planTextHead(
     dy: a.dh1,
     dx: a.dsw,
     scratch: a.splitK,
-  }, { residual: true });
+  }, { residual: true, precision: shape.precision });
   const norm = await planNorm(gpu, `${label}.norm`, shape.norm, {
     x: a.h1,
     y: a.hn,
@@ -202,14 +207,21 @@ export async function planTextHead(
     dy: a.logits,
     dx: a.dx2,
     scratch: a.splitK,
-  });
+  }, { precision: shape.precision });
   const layers = [gather, gateUp, swiglu, residual, down, norm, split, lmHead];
   if (!io.lossOut) {
     return { forward: sequence(layers).forward, backward: [] };
   }
   const loss: LayerPlan = {
     forward: [
-      ...await planCrossEntropy(gpu, a.logits, a.losses, chunk.targets, chunk.weights),
+      ...await planCrossEntropy(
+        gpu,
+        a.logits,
+        a.losses,
+        chunk.targets,
+        chunk.weights,
+        io.lossScale,
+      ),
       ...await planWeightedSum(gpu, io.lossOut, io.lossSlot ?? 0, a.losses, chunk.weights),
     ],
     backward: [],

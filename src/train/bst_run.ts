@@ -12,7 +12,7 @@ import { submit } from "../gpu/kernel.ts";
 import { Readback } from "../gpu/readback.ts";
 import { greedyDecode } from "../inference/greedy.ts";
 import { BST, type EncoderPlan, type PairHead, trainingPairList } from "../models/bst.ts";
-import { bstConfigFor } from "../models/from_config.ts";
+import { bstConfigFor, modelPrecision } from "../models/from_config.ts";
 import { buildPairBatch, PairSampler, type PairSamplerState } from "../models/bst_pairs.ts";
 import type { AdamW } from "./optimizer.ts";
 import { slicePairRows } from "./distributed.ts";
@@ -45,7 +45,10 @@ export class BstRun extends FlatRun<BST> {
   /** Creates the model (seeded) and optimizer for a config and its data. */
   static async create(gpu: Gpu, config: Config, data: TrainData): Promise<BstRun> {
     const cfg = bstConfigFor(config, data);
-    const model = await BST.create(gpu, cfg, { seed: config.seed });
+    const model = await BST.create(gpu, cfg, {
+      seed: config.seed,
+      precision: modelPrecision(config),
+    });
     const opt = await createAdamW(model, config);
     return new BstRun(gpu, config, data, model, opt, new PairSampler(cfg, config.seed));
   }

@@ -34,12 +34,7 @@ import {
   type ParquetTextReader,
   type StorySource,
 } from "../data/tinystories_sources.ts";
-import {
-  openPretokenizedData,
-  PretokenizedTrainBatches,
-  type PretokenizedTrainState,
-  pretokenizedValidationBatches,
-} from "../data/pretokenized.ts";
+import { openPretokenizedData, pretokenizedValidationBatches } from "../data/pretokenized.ts";
 import { HfTokenizer } from "../tokenizers/hf_bpe.ts";
 import { tinyStoriesTokenizer } from "../tokenizers/tinystories.ts";
 import { packedTrainRows, packedValRows, pretokenizedTrainRows } from "./rows.ts";

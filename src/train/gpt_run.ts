@@ -10,7 +10,7 @@ import type { Gpu } from "../gpu/device.ts";
 import { submit } from "../gpu/kernel.ts";
 import { Readback } from "../gpu/readback.ts";
 import { greedyDecode } from "../inference/greedy.ts";
-import { gptConfigFor } from "../models/from_config.ts";
+import { gptConfigFor, modelPrecision } from "../models/from_config.ts";
 import { GPT } from "../models/gpt.ts";
 import {
   createAdamW,
@@ -28,7 +28,10 @@ export class GptRun extends FlatRun<GPT> {
 
   /** Creates the GPT (seeded) and AdamW for a config and its data. */
   static async create(gpu: Gpu, config: Config, data: TrainData): Promise<GptRun> {
-    const model = await GPT.create(gpu, gptConfigFor(config, data), { seed: config.seed });
+    const model = await GPT.create(gpu, gptConfigFor(config, data), {
+      seed: config.seed,
+      precision: modelPrecision(config),
+    });
     return new GptRun(gpu, config, data, model, await createAdamW(model, config));
   }
 

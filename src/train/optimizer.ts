@@ -5,10 +5,25 @@
  * the text head's by its own; for the GPT the whole model's — with the clip coefficients
  * computed on the GPU. The reported gradient norm is √(Σ module norm²) of the unclipped norms.
  *
+ * Mixed precision (`trainer.precision=16-mixed`): when the model carries a loss-scale state
+ * (`FlatModel.lossScale`, `src/gpu/loss_scale.ts`), its gradients are scaled by the loss scale,
+ * and a step is: the sums of squares, the overflow check, AdamW on the unscaled gradients
+ * (clipping by the unscaled norms; nothing is updated when a gradient is not finite), then the
+ * scale update — still without a read-back. The learning rate follows the schedule on skipped
+ * steps too (as Lightning steps its scheduler); AdamW's bias corrections count only the
+ * updates applied, as PyTorch's per-parameter step does.
+ *
  * @module
  */
 
 import { type AdamWPlan, type AdamWStep, planAdamW, planSumSquares } from "../gpu/adamw.ts";
+import {
+  type LossScaleState,
+  planLossScaleCheck,
+  planLossScaleUpdate,
+  readLossScaleState,
+  writeLossScaleState,
+} from "../gpu/loss_scale.ts";
 import type { Gpu } from "../gpu/device.ts";
 import type { Op } from "../gpu/kernel.ts";
 import {
@@ -28,6 +43,8 @@ export interface FlatModel {
   grads: Tensor;
   /** Consecutive-tensor ranges of a flat buffer sharing `key`, within binding limits. */
   ranges(flat: Tensor, key: (s: ParamSpec) => string): { key: string; view: Tensor }[];
+  /** The loss scaler's state when the model trains in 16-mixed (gradients arrive scaled). */
+  lossScale?: Tensor;
 }
 
 /** AdamW hyper-parameters (the reference's `optimizer.*` config). */
@@ -39,6 +56,8 @@ export interface AdamWConfig {
   gradClip: number | null;
   /** Default 1e-8 (the reference's). */
   eps?: number;
+  /** 16-mixed: good steps between loss-scale doublings (default 2000; tests use fewer). */
+  lossScaleGrowthInterval?: number;
 }
 
 /**
@@ -93,6 +112,8 @@ export class AdamW {
       ops.push(...await planSumSquares(gpu, opt.norms, slot, r.view, seen.has(r.key)));
       seen.add(r.key);
     }
+    const lossScale = model.lossScale;
+    if (lossScale) ops.push(await planLossScaleCheck(gpu, lossScale, opt.norms));
     const key = (s: ParamSpec) => `${s.module}|${s.decay ? "decay" : "no_decay"}`;
     const p = model.ranges(model.params, key);
     const m = model.ranges(opt.m, key);
@@ -107,9 +128,13 @@ export class AdamW {
         grad: g[i].view,
         norms: opt.norms,
         slot: opt.modules.indexOf(module),
+        lossScale,
       }, opt.stepParams(0, 1, decay === "decay"));
       opt.#updates.push({ plan, decay: decay === "decay" });
       ops.push(plan.dispatch);
+    }
+    if (lossScale) {
+      ops.push(await planLossScaleUpdate(gpu, lossScale, config.lossScaleGrowthInterval));
     }
     opt.ops = ops;
     return opt;
@@ -141,21 +166,38 @@ export class AdamW {
    * √(Σ module norm²) (BST: √(n_encoder² + n_text_head²)).
    */
   async gradNorm(): Promise<{ total: number; modules: Record<string, number> }> {
-    return this.normsOf(await readTensor(this.model.gpu, this.norms));
+    const n = await readTensor(this.model.gpu, this.norms);
+    // 16-mixed: the norms are of the scaled gradients (Infinity or NaN on a skipped step).
+    const scaler = await this.lossScaleState();
+    return this.normsOf(n, scaler ? 1 / scaler.lastScale : 1);
   }
 
   /**
    * {@linkcode AdamW.gradNorm} from values of {@linkcode AdamW.norms} read back another way
-   * (e.g. copied into a training step's readback).
+   * (e.g. copied into a training step's readback); `unscale` is 1 / the loss scale the
+   * gradients carried (16-mixed), else 1.
    */
-  normsOf(n: Float32Array): { total: number; modules: Record<string, number> } {
+  normsOf(n: Float32Array, unscale = 1): { total: number; modules: Record<string, number> } {
     const modules: Record<string, number> = {};
     let sum = 0;
     this.modules.forEach((name, i) => {
-      modules[name] = Math.sqrt(n[i]);
+      modules[name] = Math.sqrt(n[i]) * unscale;
       sum += n[i];
     });
-    return { total: Math.sqrt(sum), modules };
+    return { total: Math.sqrt(sum) * unscale, modules };
+  }
+
+  /** 16-mixed: reads the loss scaler's state back (log steps, checkpoints); else null. */
+  async lossScaleState(): Promise<LossScaleState | null> {
+    const t = this.model.lossScale;
+    return t ? await readLossScaleState(this.model.gpu, t) : null;
+  }
+
+  /** 16-mixed: restores the loss scaler's state (from a checkpoint). */
+  setLossScaleState(state: LossScaleState): void {
+    const t = this.model.lossScale;
+    if (!t) throw new Error("This optimizer has no loss scaler (trainer.precision is 32-true)");
+    writeLossScaleState(this.model.gpu, t, state);
   }
 
   /** Reads the moments back (for checkpoints). */

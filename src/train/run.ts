@@ -15,7 +15,13 @@ import { AdamW } from "./optimizer.ts";
 import { type Op, submit } from "../gpu/kernel.ts";
 import { Readback } from "../gpu/readback.ts";
 import type { Gpu } from "../gpu/device.ts";
-import { readTensor, type Tensor } from "../gpu/tensor.ts";
+import { readTensor, Tensor } from "../gpu/tensor.ts";
+import {
+  decodeLossScaleState,
+  initialLossScaleState,
+  isLossScale,
+  type LossScaleState,
+} from "../gpu/loss_scale.ts";
 import { allreduceTensor, checkReplicas, type Collective, rankMicroBatch } from "./distributed.ts";
 import { LossWindow, type LossWindowState } from "./loss_window.ts";
 import {
@@ -554,7 +560,7 @@ export abstract class FlatRun<M extends FlatParams> implements TrainRun {
       readback: new Readback(
         this.gpu,
         `${this.model.label}.log${i}`,
-        window.capacity + this.opt.norms.numel,
+        window.capacity + this.opt.norms.numel + (this.model.lossScale?.numel ?? 0),
       ),
       figures: null,
     }));
@@ -565,9 +571,25 @@ export abstract class FlatRun<M extends FlatParams> implements TrainRun {
     const loss = window.takeInto(rb);
     if (loss.op) ops.push(loss.op);
     const logs: Record<string, number> = {};
+    let unscale = 1;
+    const scaler = this.model.lossScale;
+    if (scaler) {
+      // 16-mixed: the scale after this step and the steps skipped so far (non-finite
+      // gradients); the i32 state is copied bit for bit through an f32 view. Its callback runs
+      // before the norms' (planning order), which it unscales.
+      const view = new Tensor(scaler.buffer, [scaler.numel], "f32", scaler.label, scaler.offset);
+      const op = rb.copy(view, 0, view.numel, (v) => {
+        const state = decodeLossScaleState(new Int32Array(v.buffer, v.byteOffset, v.length));
+        unscale = 1 / state.lastScale;
+        logs.loss_scale = state.scale;
+        logs.skipped_steps = state.skippedSteps;
+      });
+      if (op) ops.push(op);
+    }
     if (norms) {
+      // a skipped step's grad_norm is Infinity or NaN
       const op = rb.copy(norms, 0, norms.numel, (n) => {
-        logs.grad_norm = this.opt.normsOf(n).total;
+        logs.grad_norm = this.opt.normsOf(n, unscale).total;
       });
       if (op) ops.push(op);
     }
@@ -608,6 +630,7 @@ export abstract class FlatRun<M extends FlatParams> implements TrainRun {
         config: JSON.stringify(storedConfig(this.config)),
         step: String(step),
         [LOSS_WINDOW_KEY]: encodeLossWindow(window),
+        ...await this.lossScaleMetadata(),
         ...(this.data.train.state ? { [DATA_STATE_KEY]: this.data.train.state() } : {}),
         ...this.extraMetadata(),
       },
@@ -628,13 +651,28 @@ export abstract class FlatRun<M extends FlatParams> implements TrainRun {
       }
       this.data.train.restore(dataState, path);
     }
+    const step = checkpointStep(path, file.metadata);
+    if (this.model.lossScale) {
+      const stored = file.metadata[LOSS_SCALE_KEY];
+      // A checkpoint without scaler state (written in 32-true) starts a fresh scale; AdamW's
+      // bias corrections continue from its step.
+      this.opt.setLossScaleState(
+        stored === undefined ? initialLossScaleState(step) : decodeLossScale(path, stored),
+      );
+    }
     const window = file.metadata[LOSS_WINDOW_KEY];
     if (window !== undefined) {
       const state = decodeLossWindow(path, window);
       // data-parallel: rank 0 holds the whole sum, the others start from 0 (shares add up)
       this.lossWindow.restore((this.#comm?.rank ?? 0) === 0 ? state : { ...state, sum: 0 });
     }
-    return checkpointStep(path, file.metadata);
+    return step;
+  }
+
+  /** 16-mixed: the loss scaler's state as checkpoint metadata (nothing in 32-true). */
+  private async lossScaleMetadata(): Promise<Record<string, string>> {
+    const state = await this.opt.lossScaleState();
+    return state ? { [LOSS_SCALE_KEY]: JSON.stringify(state) } : {};
   }
 
   /** Loads the model weights of a checkpoint; returns its step (null if not recorded). */
@@ -644,6 +682,51 @@ export abstract class FlatRun<M extends FlatParams> implements TrainRun {
     this.model.loadSafetensors(file.tensors, path);
     return file.metadata.step === undefined ? null : checkpointStep(path, file.metadata);
   }
+}
+
+/** Checkpoint metadata key of the 16-mixed loss scaler's state ({@linkcode LossScaleState}). */
+export const LOSS_SCALE_KEY = "loss_scale";
+
+/**
+ * Parses the `loss_scale` checkpoint metadata (JSON of {@linkcode LossScaleState}); one line
+ * naming the checkpoint when malformed.
+ *
+ * @example
+ * ```ts
+ * import { decodeLossScale } from "./run.ts";
+ * const text = '{"scale":32768,"goodSteps":5,"skippedSteps":1,"lastSkipped":false,' +
+ *   '"optimizerSteps":9,"lastScale":32768}';
+ * console.log(decodeLossScale("x", text).skippedSteps); // 1
+ * ```
+ */
+export function decodeLossScale(path: string, text: string): LossScaleState {
+  let o: Record<string, unknown> | null = null;
+  try {
+    o = JSON.parse(text);
+  } catch {
+    o = null;
+  }
+  const count = (k: string) => {
+    const v = o?.[k];
+    return Number.isInteger(v) && (v as number) >= 0 && (v as number) < 2 ** 31;
+  };
+  if (
+    !o || typeof o !== "object" || !isLossScale(o.scale) || !isLossScale(o.lastScale) ||
+    !count("goodSteps") || !count("skippedSteps") || !count("optimizerSteps") ||
+    typeof o.lastSkipped !== "boolean"
+  ) {
+    throw new Error(
+      `Cannot resume from "${path}": metadata ${LOSS_SCALE_KEY} is "${text.slice(0, 200)}"`,
+    );
+  }
+  return {
+    scale: o.scale as number,
+    goodSteps: o.goodSteps as number,
+    skippedSteps: o.skippedSteps as number,
+    lastSkipped: o.lastSkipped as boolean,
+    optimizerSteps: o.optimizerSteps as number,
+    lastScale: o.lastScale as number,
+  };
 }
 
 /**

@@ -94,6 +94,9 @@ export async function train(
   if (lead) await cleanLeftovers(outDir, options.progress === false ? { log: null } : {});
   const gpu = options.gpu ?? await getGpu({ log: lead });
   const t = config.trainer;
+  if (lead && t.precision === "bf16-mixed") {
+    console.error("note: trainer.precision=bf16-mixed runs as 16-mixed (WGSL has no bf16)");
+  }
   const started = performance.now();
   const r = await createRun(gpu, config, data);
   if (comm) r.distribute!(comm);

@@ -72,7 +72,7 @@ async function runCe(
   const losses = createTensor(gpu, [N], "test.ce.losses");
   const out = createTensor(gpu, [3], "test.ce.loss_out");
   await run(gpu, [
-    ...await planCrossEntropy(gpu, tl, losses, tt, tw, reduction),
+    ...await planCrossEntropy(gpu, tl, losses, tt, tw, undefined, reduction),
     ...await planWeightedSum(gpu, out, 1, losses, tw, reduction),
   ]);
   return {
