@@ -4,9 +4,13 @@ import { run } from "../../src/gpu/kernel.ts";
 import { readTensor } from "../../src/gpu/tensor.ts";
 import { BST } from "../../src/models/bst.ts";
 import {
+  adamStepSlack,
+  ATOL,
   bstConformance,
   bstFixtureStep,
+  compare,
   fixtureParams,
+  RTOL,
 } from "../../src/conformance/conformance.ts";
 import {
   readSafetensors,
@@ -79,6 +83,33 @@ Deno.test("bstConformance() passes every check of the fixture, the six sampling 
   assert.equal(checks.filter((c) => c.name.startsWith("inference.")).length, 6);
   const updated = checks.filter((c) => c.name.startsWith("updated."));
   assert.equal(updated.length, model0ParamCount());
+});
+
+Deno.test("adamStepSlack() widens the updated-weight check only where a gradient is near zero", async () => {
+  const model = await fixtureModel();
+  const step = await bstFixtureStep(model, fixture, 1 << 30);
+  const slack = adamStepSlack(model, fixture, step.grads, step.moduleNorms);
+  const want = new Float32Array(step.grads.length);
+  for (const e of model.table.entries) {
+    model.table.view(want, e.name).set(expected(`expected.grad.${e.name}`));
+  }
+  // AdamW's first step is lr·g/(|g| + 1e-8): flat away from zero, steep within a few eps.
+  let steep = 0;
+  for (let i = 0; i < want.length; i++) {
+    if (Math.abs(want[i]) > 1e-5) assert.ok(slack[i] < 1e-6, `slack ${slack[i]} at ${i}`);
+    if (slack[i] > ATOL) steep++;
+  }
+  assert.ok(steep < want.length / 1000, `${steep} elements with a wide slack`);
+  // An optimizer error on a well-conditioned weight still fails the check.
+  const name = model.table.entries[0].name;
+  const got = model.table.view(step.params, name).slice();
+  const ref = expected(`expected.updated.${name}`);
+  const grad = model.table.view(want, name);
+  const i = grad.findIndex((g) => Math.abs(g) > 1e-4);
+  const s = model.table.view(slack, name);
+  assert.ok(compare("t", name, got, ref, s).ok);
+  got[i] += 2 * (ATOL + RTOL * Math.abs(ref[i]));
+  assert.equal(compare("t", name, got, ref, s).ok, false);
 });
 
 function model0ParamCount(): number {
