@@ -91,6 +91,23 @@ export const ATTENTION_TABLE: readonly TuneTableEntry[] = Object.freeze([
     measured: "Mesa lavapipe, LLVM 15.0.6, 256-bit vectors, 2 cores (2026-11-27)",
     default: "r32_l1",
   },
+  {
+    adapter: "^NVIDIA H200",
+    // Tuned at first use by `deno task bench --profile paper --batch 256 --retune` and a paper
+    // training run (GPU timestamps): D = 96 at T = 69 (bucket 128) and the validation's short
+    // rows (bucket 32). The default, for other shapes, splits rows over 4 lanes without
+    // subgroups, so it plans on any device.
+    measured: "NVIDIA H200 over Vulkan, Deno 2.9.6 (2026-11-27)",
+    default: "r32_l4",
+    shapes: {
+      "backward_dkv:D96xT128": "r32_l8_sg",
+      "backward_dkv:D96xT32": "r32_l8_sg",
+      "backward_dq:D96xT128": "r32_l8_sg",
+      "backward_dq:D96xT32": "r64_l1",
+      "forward:D96xT128": "r64_l4_sg",
+      "forward:D96xT32": "r32_l8",
+    },
+  },
 ]);
 
 /**
