@@ -22,6 +22,8 @@
  * @module
  */
 
+import { emitHeadLoad } from "./attention_wgsl.ts";
+
 /** Tile sizes of one generated decode-attention kernel. */
 export interface DecodeAttentionTiles {
   /** vec4s per head row: ceil(D / 4), 1..wg. */
@@ -91,23 +93,7 @@ export function decodeAttentionWgsl(t: DecodeAttentionTiles): string {
   emit(`var<workgroup> wl: array<f32, ${WG}>;`);
   emit(`var<workgroup> wacc: array<vec4<f32>, ${WG * D4}>;`);
   emit();
-  for (const buf of ["qkv", "kc", "vc"]) {
-    emit(`fn ld_${buf}(base: u32, c: u32) -> vec4<f32> {`);
-    emit(`  let d = 4u * c;`);
-    emit(`  if (d + 3u < p.D) {`);
-    emit(
-      `    return vec4<f32>(${buf}[base + d], ${buf}[base + d + 1u], ${buf}[base + d + 2u], ` +
-        `${buf}[base + d + 3u]);`,
-    );
-    emit(`  }`);
-    emit(`  var v = vec4<f32>(0.0);`);
-    for (const [e, l] of ["x", "y", "z", "w"].entries()) {
-      emit(`  if (d + ${e}u < p.D) { v.${l} = ${buf}[base + d + ${e}u]; }`);
-    }
-    emit(`  return v;`);
-    emit(`}`);
-    emit();
-  }
+  for (const buf of ["qkv", "kc", "vc"]) emitHeadLoad(emit, buf, buf);
 
   emit(`@compute @workgroup_size(${WG})`);
   emit(

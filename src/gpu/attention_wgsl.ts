@@ -76,6 +76,29 @@ export function attentionWorkgroupBytes(t: AttentionTiles): number {
   return 2 * t.bk * stride * 16 + 3 * t.bk * 4 + exchange * t.bk * t.wg * lanes * 4;
 }
 
+/**
+ * Emits `fn ld_<name>(base, c) -> vec4<f32>`: vec4 `c` of a head row of D floats starting at
+ * `base` of the f32 array `buf`, zero beyond D (D need not be a multiple of 4). Shared by the
+ * training and the decoding attention generators.
+ */
+export function emitHeadLoad(emit: (line?: string) => void, name: string, buf: string): void {
+  emit(`fn ld_${name}(base: u32, c: u32) -> vec4<f32> {`);
+  emit(`  let d = 4u * c;`);
+  emit(`  if (d + 3u < p.D) {`);
+  emit(
+    `    return vec4<f32>(${buf}[base + d], ${buf}[base + d + 1u], ${buf}[base + d + 2u], ` +
+      `${buf}[base + d + 3u]);`,
+  );
+  emit(`  }`);
+  emit(`  var v = vec4<f32>(0.0);`);
+  for (const [e, l] of ["x", "y", "z", "w"].entries()) {
+    emit(`  if (d + ${e}u < p.D) { v.${l} = ${buf}[base + d + ${e}u]; }`);
+  }
+  emit(`  return v;`);
+  emit(`}`);
+  emit();
+}
+
 function range(n: number): number[] {
   return Array.from({ length: n }, (_, i) => i);
 }
@@ -192,21 +215,7 @@ export function attentionWgsl(t: AttentionTiles): string {
       "dout_kv",
     ]]
   ) {
-    emit(`fn ld_${name}(base: u32, c: u32) -> vec4<f32> {`);
-    emit(`  let d = 4u * c;`);
-    emit(`  if (d + 3u < p.D) {`);
-    emit(
-      `    return vec4<f32>(${buf}[base + d], ${buf}[base + d + 1u], ${buf}[base + d + 2u], ` +
-        `${buf}[base + d + 3u]);`,
-    );
-    emit(`  }`);
-    emit(`  var v = vec4<f32>(0.0);`);
-    for (const [e, l] of ["x", "y", "z", "w"].entries()) {
-      emit(`  if (d + ${e}u < p.D) { v.${l} = ${buf}[base + d + ${e}u]; }`);
-    }
-    emit(`  return v;`);
-    emit(`}`);
-    emit();
+    emitHeadLoad(emit, name, buf);
   }
   for (const [name, buf] of [["out", "out_w"], ["dqkv", "dqkv"]]) {
     emit(`fn st_${name}(base: u32, c: u32, v: vec4<f32>) {`);
