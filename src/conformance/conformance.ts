@@ -26,7 +26,8 @@ import { paramsFromSafetensors } from "../core/param_table.ts";
 import { AdamW } from "../train/optimizer.ts";
 import { type SafetensorsFile, toFloat32, toInt32 } from "../io/safetensors.ts";
 import { BST, trainingPairList } from "../models/bst.ts";
-import type { FlatParams } from "../models/flat_params.ts";
+import type { FlatParams, ModelPrecision } from "../models/flat_params.ts";
+import { readLossScaleState } from "../gpu/loss_scale.ts";
 import type { BstConfig } from "../models/bst_config.ts";
 import { buildPairBatch, PairSampler } from "../models/bst_pairs.ts";
 import { GPT, type GptConfig } from "../models/gpt.ts";
@@ -52,6 +53,25 @@ export interface Check {
 export const ATOL = 1e-4;
 export const RTOL = 1e-3;
 
+/** A check's tolerance: |got − want| ≤ atol + rtol·|want| (+ a per-element slack). */
+export interface Tolerance {
+  atol: number;
+  rtol: number;
+}
+
+/**
+ * Tolerance of the checks under `trainer.precision=16-mixed`, where every Linear layer's
+ * operands are rounded to f16 (11 significant bits: a relative error of up to 2^-11 per operand
+ * against the fixture's f32 math), through two encoders of two blocks and the text head.
+ */
+export const F16_TOLERANCE: Tolerance = { atol: 2e-2, rtol: 2e-2 };
+
+/** Options of the conformance runs. */
+export interface ConformanceOptions {
+  /** Precision of the model under test (default "32-true": {@linkcode ATOL}/{@linkcode RTOL}). */
+  precision?: ModelPrecision;
+}
+
 /**
  * Compares arrays with {@linkcode ATOL}/{@linkcode RTOL} (plus `slack[i]` per element when
  * given) and returns the check.
@@ -62,6 +82,7 @@ export function compare(
   got: ArrayLike<number>,
   want: ArrayLike<number>,
   slack?: ArrayLike<number>,
+  tol: Tolerance = { atol: ATOL, rtol: RTOL },
 ): Check {
   if (got.length !== want.length) {
     return {
@@ -78,7 +99,7 @@ export function compare(
   let ok = true;
   for (let i = 0; i < got.length; i++) {
     const d = Math.abs(got[i] - want[i]);
-    if (!(d <= ATOL + RTOL * Math.abs(want[i]) + (slack?.[i] ?? 0))) ok = false;
+    if (!(d <= tol.atol + tol.rtol * Math.abs(want[i]) + (slack?.[i] ?? 0))) ok = false;
     if (!(d <= abs)) abs = Number.isNaN(d) ? Infinity : d;
     const r = d / Math.max(Math.abs(want[i]), 1e-12);
     if (!(r <= rel)) rel = Number.isNaN(r) ? Infinity : r;
@@ -106,6 +127,7 @@ function compareParams(
   flat: Float32Array,
   kind: "grad" | "updated",
   slack?: Float32Array,
+  tol?: Tolerance,
 ): Check[] {
   return model.table.entries.map((e) =>
     compare(
@@ -114,6 +136,7 @@ function compareParams(
       model.table.view(flat, e.name),
       toFloat32(f.tensors.get(`expected.${kind}.${e.name}`)!, e.name),
       slack && model.table.view(slack, e.name),
+      tol,
     )
   );
 }
@@ -190,6 +213,17 @@ export function fixtureParams(model: BST, f: SafetensorsFile, updated = false): 
 }
 
 /** What one training step on a fixture's batch produced. */
+/**
+ * The model's gradients as the fixture has them: under 16-mixed they carry the loss scale the
+ * step was seeded with (a power of two, so dividing is exact).
+ */
+async function unscaledGradients(model: FlatParams): Promise<Float32Array> {
+  const grads = await model.getGradients();
+  if (!model.lossScale) return grads;
+  const scale = (await readLossScaleState(model.gpu, model.lossScale)).scale;
+  return grads.map((g) => g / scale);
+}
+
 export interface FixtureStep {
   loss: number;
   grads: Float32Array;
@@ -220,7 +254,7 @@ export async function bstFixtureStep(
   const step = await model.planMicroStep(enc, head, tokens, trainingPairList(batch));
   await run(model.gpu, [...await model.planZeroGrads(), ...step]);
   const loss = await head.readLoss();
-  const grads = await model.getGradients();
+  const grads = await unscaledGradients(model);
   adam.setStep(opt.lr, 1);
   await run(model.gpu, adam.ops);
   const norms = await adam.gradNorm();
@@ -234,10 +268,22 @@ export async function bstFixtureStep(
 }
 
 /** Runs every check of a BST fixture. */
-export async function bstConformance(gpu: Gpu, f: SafetensorsFile, name: string): Promise<Check[]> {
+export async function bstConformance(
+  gpu: Gpu,
+  f: SafetensorsFile,
+  name: string,
+  options: ConformanceOptions = {},
+): Promise<Check[]> {
+  const precision = options.precision ?? "32-true";
+  const tol = precision === "16-mixed" ? F16_TOLERANCE : undefined;
+  const check = (what: string, got: ArrayLike<number>, want: ArrayLike<number>) =>
+    compare(name, what, got, want, undefined, tol);
   const checks: Check[] = [];
   const want = (key: string) => toFloat32(f.tensors.get(key)!, key);
-  const model = await BST.create(gpu, bstConfigFromMetadata(f.metadata), { label: "conformance" });
+  const model = await BST.create(gpu, bstConfigFromMetadata(f.metadata), {
+    label: "conformance",
+    precision,
+  });
   const tokensT = f.tensors.get("input.tokens")!;
   const [B, T] = tokensT.shape;
   const tokens = toInt32(tokensT, "input.tokens");
@@ -251,8 +297,8 @@ export async function bstConformance(gpu: Gpu, f: SafetensorsFile, name: string)
   await run(gpu, enc.forward);
   const outF = (await readTensor(gpu, enc.outF)).subarray(0, N * C);
   const outB = (await readTensor(gpu, enc.outB)).subarray(0, N * C);
-  checks.push(compare(name, "fwd_emb", outF, want("expected.fwd_emb")));
-  checks.push(compare(name, "bwd_emb", outB, want("expected.bwd_emb")));
+  checks.push(check("fwd_emb", outF, want("expected.fwd_emb")));
+  checks.push(check("bwd_emb", outB, want("expected.bwd_emb")));
 
   // Text head on row 0's pairs: updated head weights on the starting encoder outputs.
   const pairs = toInt32(f.tensors.get("input.pairs")!, "input.pairs");
@@ -268,24 +314,24 @@ export async function bstConformance(gpu: Gpu, f: SafetensorsFile, name: string)
     nextWeight: new Float32Array(P),
     prevWeight: new Float32Array(P),
   });
-  checks.push(compare(name, "texthead_logits", logits, want("expected.texthead_logits")));
+  checks.push(check("texthead_logits", logits, want("expected.texthead_logits")));
 
   // Evaluation losses (updated weights).
   const evalLoss = await model.evaluationLoss(tokens, B, T);
-  checks.push(compare(name, "eval_next_loss", evalLoss.next, want("expected.eval_next_loss")));
-  checks.push(compare(name, "eval_prev_loss", evalLoss.prev, want("expected.eval_prev_loss")));
+  checks.push(check("eval_next_loss", evalLoss.next, want("expected.eval_next_loss")));
+  checks.push(check("eval_prev_loss", evalLoss.prev, want("expected.eval_prev_loss")));
 
   // Training step: loss (one chunk), gradients, grad norm, updated parameters.
   const step = await bstFixtureStep(model, f, 1 << 30);
-  checks.push(compare(name, "loss", [step.loss], [Number(f.metadata.loss)]));
-  checks.push(...compareParams(name, f, model, step.grads, "grad"));
-  checks.push(compare(name, "grad_norm", [step.gradNorm], [Number(f.metadata.grad_norm)]));
+  checks.push(check("loss", [step.loss], [Number(f.metadata.loss)]));
+  checks.push(...compareParams(name, f, model, step.grads, "grad", undefined, tol));
+  checks.push(check("grad_norm", [step.gradNorm], [Number(f.metadata.grad_norm)]));
   const slack = adamStepSlack(model, f, step.grads, step.moduleNorms);
-  checks.push(...compareParams(name, f, model, step.params, "updated", slack));
+  checks.push(...compareParams(name, f, model, step.params, "updated", slack, tol));
   if (f.metadata.loss_pair_batch_size_7 !== undefined) {
     const step7 = await bstFixtureStep(model, f, 7);
     checks.push(
-      compare(name, "loss_pair_batch_size_7", [step7.loss], [
+      check("loss_pair_batch_size_7", [step7.loss], [
         Number(f.metadata.loss_pair_batch_size_7),
       ]),
     );
@@ -293,7 +339,7 @@ export async function bstConformance(gpu: Gpu, f: SafetensorsFile, name: string)
   if (f.metadata.inference !== undefined) {
     // Sampling uses the weights after the AdamW step (the fixture's choice).
     model.setParameters(fixtureParams(model, f, true));
-    checks.push(...await samplingChecks(model, name, JSON.parse(f.metadata.inference)));
+    checks.push(...await samplingChecks(model, name, JSON.parse(f.metadata.inference), tol));
   }
   return checks;
 }
@@ -313,6 +359,7 @@ async function samplingChecks(
     rollout_count: number;
     results: Record<string, Generation>;
   },
+  tol?: Tolerance,
 ): Promise<Check[]> {
   const sampler = new BstSampler(model);
   const checks: Check[] = [];
@@ -340,7 +387,7 @@ async function samplingChecks(
         .map((x) => x ?? 0);
     const sameText = JSON.stringify(texts(got)) === JSON.stringify(texts(want));
     const c = scores(got).length === scores(want).length
-      ? compare(fixture, name, scores(got), scores(want))
+      ? compare(fixture, name, scores(got), scores(want), undefined, tol)
       : compare(fixture, name, [], [0]);
     if (!sameText) {
       c.ok = false;
@@ -379,37 +426,47 @@ export function gptConfigFromMetadata(metadata: Record<string, string>): GptConf
 }
 
 /** Runs every check of a GPT fixture (next-token or FIM). */
-export async function gptConformance(gpu: Gpu, f: SafetensorsFile, name: string): Promise<Check[]> {
+export async function gptConformance(
+  gpu: Gpu,
+  f: SafetensorsFile,
+  name: string,
+  options: ConformanceOptions = {},
+): Promise<Check[]> {
+  const precision = options.precision ?? "32-true";
+  const tol = precision === "16-mixed" ? F16_TOLERANCE : undefined;
+  const check = (what: string, got: ArrayLike<number>, want: ArrayLike<number>) =>
+    compare(name, what, got, want, undefined, tol);
   const checks: Check[] = [];
   const want = (key: string) => toFloat32(f.tensors.get(key)!, key);
   const model = await GPT.create(gpu, gptConfigFromMetadata(f.metadata), {
     label: "conformance.gpt",
+    precision,
   });
   model.loadSafetensors(f.tensors, name, (n) => !n.startsWith("model."));
   const tokensT = f.tensors.get("input.tokens")!;
   const [B, T] = tokensT.shape;
   const tokens = toInt32(tokensT, "input.tokens");
-  checks.push(compare(name, "logits", await model.logits(tokens, B, T), want("expected.logits")));
+  checks.push(check("logits", await model.logits(tokens, B, T), want("expected.logits")));
   const { targets } = model.lossTargets(tokens, B, T);
   if (f.tensors.has("expected.fim_loss_mask")) {
     const mask = targets.map((t) => (t === IGNORE_INDEX ? 0 : 1));
     checks.push(
-      compare(name, "fim_loss_mask", mask, toInt32(f.tensors.get("expected.fim_loss_mask")!)),
+      check("fim_loss_mask", mask, toInt32(f.tensors.get("expected.fim_loss_mask")!)),
     );
   }
   const adam = await adamFromMetadata(model, f.metadata);
   const { plan, ops } = await model.planMicroStep(tokens, B, T);
   await run(gpu, [...await model.planZeroGrads(), ...ops]);
   const loss = (await readTensor(gpu, plan.lossOut))[0];
-  checks.push(compare(name, "loss", [loss], [Number(f.metadata.loss)]));
-  const grads = await model.getGradients();
-  checks.push(...compareParams(name, f, model, grads, "grad"));
+  checks.push(check("loss", [loss], [Number(f.metadata.loss)]));
+  const grads = await unscaledGradients(model);
+  checks.push(...compareParams(name, f, model, grads, "grad", undefined, tol));
   adam.setStep(JSON.parse(f.metadata.optimizer).lr, 1);
   await run(gpu, adam.ops);
   const norms = await adam.gradNorm();
-  checks.push(compare(name, "grad_norm", [norms.total], [Number(f.metadata.grad_norm)]));
+  checks.push(check("grad_norm", [norms.total], [Number(f.metadata.grad_norm)]));
   const slack = adamStepSlack(model, f, grads, norms.modules);
-  checks.push(...compareParams(name, f, model, await model.getParameters(), "updated", slack));
+  checks.push(...compareParams(name, f, model, await model.getParameters(), "updated", slack, tol));
   return checks;
 }
 
@@ -425,10 +482,15 @@ export async function gptConformance(gpu: Gpu, f: SafetensorsFile, name: string)
  * console.log(checks.every((c) => c.ok)); // true
  * ```
  */
-export function conformance(gpu: Gpu, f: SafetensorsFile, name: string): Promise<Check[]> {
+export function conformance(
+  gpu: Gpu,
+  f: SafetensorsFile,
+  name: string,
+  options: ConformanceOptions = {},
+): Promise<Check[]> {
   const kind = f.metadata.model;
-  if (kind === "bst") return bstConformance(gpu, f, name);
-  if (kind === "gpt") return gptConformance(gpu, f, name);
+  if (kind === "bst") return bstConformance(gpu, f, name, options);
+  if (kind === "gpt") return gptConformance(gpu, f, name, options);
   return Promise.resolve([
     unsupported(name, `model.${kind ?? "missing"}`, `unknown model kind "${kind}" in __metadata__`),
   ]);

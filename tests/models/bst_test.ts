@@ -112,6 +112,16 @@ Deno.test("adamStepSlack() widens the updated-weight check only where a gradient
   assert.equal(compare("t", name, got, ref, s).ok, false);
 });
 
+Deno.test("bstConformance() in 16-mixed passes every check within the f16 tolerance", async () => {
+  const checks = await bstConformance(await getGpu(), fixture, "bst_tiny", {
+    precision: "16-mixed",
+  });
+  assert.deepEqual(checks.filter((c) => !c.ok).map((c) => c.name), []);
+  assert.equal(checks.filter((c) => c.name.startsWith("inference.")).length, 6);
+  const emb = checks.find((c) => c.name === "fwd_emb")!;
+  assert.ok(emb.max_abs_err! > 1e-4, `fwd_emb max abs err ${emb.max_abs_err}: f16 not in play?`);
+});
+
 function model0ParamCount(): number {
   return [...fixture.tensors.keys()].filter((n) => n.startsWith("expected.updated.")).length;
 }

@@ -21,6 +21,16 @@ for (const name of ["gpt_tiny.safetensors", "gpt_fim_tiny.safetensors"]) {
     assert.ok(checks.length > 30);
     assert.equal(checks.some((c) => c.name === "fim_loss_mask"), name.includes("fim"));
   });
+
+  Deno.test(`GPT in 16-mixed matches ${name} within the f16 tolerance, not the f32 one`, async () => {
+    const checks = await gptConformance(await getGpu(), await fixture(name), name, {
+      precision: "16-mixed",
+    });
+    assert.deepEqual(checks.filter((c) => !c.ok).map((c) => c.name), []);
+    // f16 operands really are in play: the logits are off by more than the f32 tolerance.
+    const logits = checks.find((c) => c.name === "logits")!;
+    assert.ok(logits.max_abs_err! > 1e-3, `logits max abs err ${logits.max_abs_err}`);
+  });
 }
 
 Deno.test("gptParamSpecs() lists the fixture's parameters in PyTorch order", async () => {
