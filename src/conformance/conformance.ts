@@ -242,7 +242,6 @@ export async function bstFixtureStep(
   f: SafetensorsFile,
   pairBatchSize: number,
 ): Promise<FixtureStep> {
-  const opt = JSON.parse(f.metadata.optimizer);
   const tokensT = f.tensors.get("input.tokens")!;
   const [B, T] = tokensT.shape;
   const tokens = toInt32(tokensT, "input.tokens");
@@ -253,9 +252,21 @@ export async function bstFixtureStep(
   const adam = await adamFromMetadata(model, f.metadata);
   const step = await model.planMicroStep(enc, head, tokens, trainingPairList(batch));
   await run(model.gpu, [...await model.planZeroGrads(), ...step]);
-  const loss = await head.readLoss();
+  return await adamFixtureStep(model, f, adam, await head.readLoss());
+}
+
+/**
+ * The rest of a fixture's training step once forward and backward have run: the gradients
+ * (unscaled), AdamW at step 1 with the fixture's learning rate, its norms and the parameters.
+ */
+async function adamFixtureStep(
+  model: FlatParams,
+  f: SafetensorsFile,
+  adam: AdamW,
+  loss: number,
+): Promise<FixtureStep> {
   const grads = await unscaledGradients(model);
-  adam.setStep(opt.lr, 1);
+  adam.setStep(JSON.parse(f.metadata.optimizer).lr, 1);
   await run(model.gpu, adam.ops);
   const norms = await adam.gradNorm();
   return {
@@ -267,6 +278,36 @@ export async function bstFixtureStep(
   };
 }
 
+/** The checks of a fixture's training step: loss, gradients, grad norm, updated parameters. */
+function stepChecks(
+  name: string,
+  f: SafetensorsFile,
+  model: FlatParams,
+  step: FixtureStep,
+  tol?: Tolerance,
+): Check[] {
+  const slack = adamStepSlack(model, f, step.grads, step.moduleNorms);
+  return [
+    compare(name, "loss", [step.loss], [Number(f.metadata.loss)], undefined, tol),
+    ...compareParams(name, f, model, step.grads, "grad", undefined, tol),
+    compare(name, "grad_norm", [step.gradNorm], [Number(f.metadata.grad_norm)], undefined, tol),
+    ...compareParams(name, f, model, step.params, "updated", slack, tol),
+  ];
+}
+
+/** Precision, tolerance and the check and expected-tensor readers of one fixture's run. */
+function runSetup(name: string, f: SafetensorsFile, options: ConformanceOptions) {
+  const precision = options.precision ?? "32-true";
+  const tol = precision === "16-mixed" ? F16_TOLERANCE : undefined;
+  return {
+    precision,
+    tol,
+    check: (what: string, got: ArrayLike<number>, want: ArrayLike<number>) =>
+      compare(name, what, got, want, undefined, tol),
+    want: (key: string) => toFloat32(f.tensors.get(key)!, key),
+  };
+}
+
 /** Runs every check of a BST fixture. */
 export async function bstConformance(
   gpu: Gpu,
@@ -274,12 +315,8 @@ export async function bstConformance(
   name: string,
   options: ConformanceOptions = {},
 ): Promise<Check[]> {
-  const precision = options.precision ?? "32-true";
-  const tol = precision === "16-mixed" ? F16_TOLERANCE : undefined;
-  const check = (what: string, got: ArrayLike<number>, want: ArrayLike<number>) =>
-    compare(name, what, got, want, undefined, tol);
+  const { precision, tol, check, want } = runSetup(name, f, options);
   const checks: Check[] = [];
-  const want = (key: string) => toFloat32(f.tensors.get(key)!, key);
   const model = await BST.create(gpu, bstConfigFromMetadata(f.metadata), {
     label: "conformance",
     precision,
@@ -322,12 +359,7 @@ export async function bstConformance(
   checks.push(check("eval_prev_loss", evalLoss.prev, want("expected.eval_prev_loss")));
 
   // Training step: loss (one chunk), gradients, grad norm, updated parameters.
-  const step = await bstFixtureStep(model, f, 1 << 30);
-  checks.push(check("loss", [step.loss], [Number(f.metadata.loss)]));
-  checks.push(...compareParams(name, f, model, step.grads, "grad", undefined, tol));
-  checks.push(check("grad_norm", [step.gradNorm], [Number(f.metadata.grad_norm)]));
-  const slack = adamStepSlack(model, f, step.grads, step.moduleNorms);
-  checks.push(...compareParams(name, f, model, step.params, "updated", slack, tol));
+  checks.push(...stepChecks(name, f, model, await bstFixtureStep(model, f, 1 << 30), tol));
   if (f.metadata.loss_pair_batch_size_7 !== undefined) {
     const step7 = await bstFixtureStep(model, f, 7);
     checks.push(
@@ -432,12 +464,8 @@ export async function gptConformance(
   name: string,
   options: ConformanceOptions = {},
 ): Promise<Check[]> {
-  const precision = options.precision ?? "32-true";
-  const tol = precision === "16-mixed" ? F16_TOLERANCE : undefined;
-  const check = (what: string, got: ArrayLike<number>, want: ArrayLike<number>) =>
-    compare(name, what, got, want, undefined, tol);
+  const { precision, tol, check, want } = runSetup(name, f, options);
   const checks: Check[] = [];
-  const want = (key: string) => toFloat32(f.tensors.get(key)!, key);
   const model = await GPT.create(gpu, gptConfigFromMetadata(f.metadata), {
     label: "conformance.gpt",
     precision,
@@ -458,15 +486,7 @@ export async function gptConformance(
   const { plan, ops } = await model.planMicroStep(tokens, B, T);
   await run(gpu, [...await model.planZeroGrads(), ...ops]);
   const loss = (await readTensor(gpu, plan.lossOut))[0];
-  checks.push(check("loss", [loss], [Number(f.metadata.loss)]));
-  const grads = await unscaledGradients(model);
-  checks.push(...compareParams(name, f, model, grads, "grad", undefined, tol));
-  adam.setStep(JSON.parse(f.metadata.optimizer).lr, 1);
-  await run(gpu, adam.ops);
-  const norms = await adam.gradNorm();
-  checks.push(check("grad_norm", [norms.total], [Number(f.metadata.grad_norm)]));
-  const slack = adamStepSlack(model, f, grads, norms.modules);
-  checks.push(...compareParams(name, f, model, await model.getParameters(), "updated", slack, tol));
+  checks.push(...stepChecks(name, f, model, await adamFixtureStep(model, f, adam, loss), tol));
   return checks;
 }
 
