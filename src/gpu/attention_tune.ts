@@ -18,7 +18,7 @@
  * @module
  */
 
-import { type TuneTableEntry, VariantTuner } from "./tune.ts";
+import { type KindTunerOptions, type TuneTableEntry, VariantTuner } from "./tune.ts";
 
 /** One attention kernel variant. */
 export interface AttentionVariant {
@@ -130,19 +130,8 @@ export function attentionTuneKey(pass: AttentionPass, D: number, T: number): str
   return `${pass}:D${D}xT${bucket}`;
 }
 
-/** Options of {@linkcode AttentionTuner}. */
-export interface AttentionTunerOptions {
-  /** The adapter's name, e.g. "NVIDIA H200". */
-  adapter: string;
-  /** Directory of the on-disk cache; omitted: in memory only. */
-  cacheDir?: string;
-  /** Checked-in table; default {@linkcode ATTENTION_TABLE}. */
-  table?: readonly TuneTableEntry[];
-  /** Candidates to time; default {@linkcode ATTENTION_CANDIDATES}. */
-  candidates?: Readonly<Record<string, AttentionVariant>>;
-  /** Ignore the cache and the table: time every key at first use (and rewrite the cache). */
-  retune?: boolean;
-}
+/** Options of {@linkcode AttentionTuner} (table and candidates default to this module's). */
+export type AttentionTunerOptions = KindTunerOptions<AttentionVariant>;
 
 /**
  * Picks and remembers the attention variant per pass and shape for one adapter.
@@ -161,12 +150,10 @@ export interface AttentionTunerOptions {
 export class AttentionTuner extends VariantTuner<AttentionVariant> {
   constructor(options: AttentionTunerOptions) {
     super({
+      ...options,
       kind: "attention",
-      adapter: options.adapter,
-      cacheDir: options.cacheDir,
       table: options.table ?? ATTENTION_TABLE,
       candidates: options.candidates ?? ATTENTION_CANDIDATES,
-      retune: options.retune,
     });
   }
 }

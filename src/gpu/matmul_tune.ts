@@ -26,7 +26,7 @@
  */
 
 import type { MatmulVariant } from "./matmul_wgsl.ts";
-import { type TuneTableEntry, VariantTuner } from "./tune.ts";
+import { type KindTunerOptions, type TuneTableEntry, VariantTuner } from "./tune.ts";
 
 export { defaultCacheDir, type TuneSource } from "./tune.ts";
 
@@ -165,19 +165,8 @@ export function matmulTuneKey(
   return `${pattern}:${I}x${J}x${R}${precision === "f16" ? ":f16" : ""}`;
 }
 
-/** Options of {@linkcode MatmulTuner}. */
-export interface MatmulTunerOptions {
-  /** The adapter's name, e.g. "NVIDIA H200". */
-  adapter: string;
-  /** Directory of the on-disk cache; omitted: in memory only. */
-  cacheDir?: string;
-  /** Checked-in table; default {@linkcode MATMUL_TABLE}. */
-  table?: readonly MatmulTableEntry[];
-  /** Candidates to time; default {@linkcode MATMUL_CANDIDATES}. */
-  candidates?: Readonly<Record<string, MatmulVariant>>;
-  /** Ignore the cache and the table: time every shape at first use (and rewrite the cache). */
-  retune?: boolean;
-}
+/** Options of {@linkcode MatmulTuner} (table and candidates default to this module's). */
+export type MatmulTunerOptions = KindTunerOptions<MatmulVariant>;
 
 /**
  * Picks and remembers the matmul variant per shape for one adapter (cache file
@@ -197,12 +186,10 @@ export interface MatmulTunerOptions {
 export class MatmulTuner extends VariantTuner<MatmulVariant> {
   constructor(options: MatmulTunerOptions) {
     super({
+      ...options,
       kind: "matmul",
-      adapter: options.adapter,
-      cacheDir: options.cacheDir,
       table: options.table ?? MATMUL_TABLE,
       candidates: options.candidates ?? MATMUL_CANDIDATES,
-      retune: options.retune,
     });
   }
 }

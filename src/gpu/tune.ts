@@ -45,6 +45,14 @@ export interface VariantTunerOptions<V> {
   retune?: boolean;
 }
 
+/**
+ * Options of a tuner for one kind of kernel ({@linkcode VariantTuner} subclasses): the kind is
+ * fixed, and the table and candidates default to the kind's own.
+ */
+export type KindTunerOptions<V> =
+  & Omit<VariantTunerOptions<V>, "kind" | "table" | "candidates">
+  & Partial<Pick<VariantTunerOptions<V>, "table" | "candidates">>;
+
 /** How a choice was made. */
 export type TuneSource = "memory" | "table" | "cache" | "tuned";
 
