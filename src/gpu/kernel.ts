@@ -15,7 +15,7 @@
  */
 
 import { type Gpu, withErrorScope } from "./device.ts";
-import { roundUp, type Tensor } from "./tensor.ts";
+import { roundUp, Tensor } from "./tensor.ts";
 
 /** One planned compute dispatch. */
 export interface Dispatch {
@@ -27,6 +27,49 @@ export interface Dispatch {
   workgroups: readonly [number, number, number];
   /** Floating-point operations of one run, where the planner counts them (matmul, attention). */
   flops?: number;
+  /**
+   * Copies into the textures the dispatch reads, encoded right before it (outside the compute
+   * pass): the texture-operand matmul of CPU adapters.
+   */
+  uploads?: readonly TextureUpload[];
+}
+
+/**
+ * A copy of a tensor's bytes into a texture viewed as a flat array: whole rows of `width`
+ * texels, then `lastWidth` texels of one more row (see `matmul_tex_wgsl.ts`).
+ */
+export interface TextureUpload {
+  src: GPUBuffer;
+  srcOffset: number;
+  texture: GPUTexture;
+  /** Bytes per texel (16 for rgba32float, 4 for r32float). */
+  texelBytes: number;
+  width: number;
+  /** Whole rows. */
+  rows: number;
+  /** Texels in the partial row after them (0 for none). */
+  lastWidth: number;
+}
+
+/** Encodes the copies of `uploads` (outside any pass). */
+export function encodeUploads(encoder: GPUCommandEncoder, uploads: readonly TextureUpload[]): void {
+  for (const u of uploads) {
+    const bytesPerRow = u.width * u.texelBytes;
+    if (u.rows > 0) {
+      encoder.copyBufferToTexture(
+        { buffer: u.src, offset: u.srcOffset, bytesPerRow },
+        { texture: u.texture },
+        [u.width, u.rows],
+      );
+    }
+    if (u.lastWidth > 0) {
+      encoder.copyBufferToTexture(
+        { buffer: u.src, offset: u.srcOffset + u.rows * bytesPerRow },
+        { texture: u.texture, origin: [0, u.rows] },
+        [u.lastWidth, 1],
+      );
+    }
+  }
 }
 
 /**
@@ -211,10 +254,11 @@ export interface PlanSpec extends PipelineSpec {
   /** Uniform `Params` fields, bound at binding 0. */
   params: readonly ParamField[];
   /**
-   * Storage buffers bound at 1, 2, … in order; `null` leaves that binding number out (for a
-   * binding the entry point does not use, e.g. a bias under an `override` flag).
+   * Storage buffers (or texture views) bound at 1, 2, … in order; `null` leaves that binding
+   * number out (for a binding the entry point does not use, e.g. a bias under an `override`
+   * flag).
    */
-  bindings: readonly (Tensor | GPUBufferBinding | null)[];
+  bindings: readonly (Tensor | GPUBufferBinding | GPUTextureView | null)[];
   /** Workgroup counts; use {@linkcode grid} for 1-D work larger than 65535 groups. */
   workgroups: readonly [number, number?, number?];
 }
@@ -229,8 +273,8 @@ export async function planDispatch(gpu: Gpu, spec: PlanSpec): Promise<Dispatch> 
   const entries: GPUBindGroupEntry[] = [{ binding: 0, resource: { buffer: params } }];
   spec.bindings.forEach((b, i) => {
     if (b === null) return;
-    const resource = "binding" in b && typeof b.binding === "function" ? b.binding() : b;
-    entries.push({ binding: i + 1, resource: resource as GPUBufferBinding });
+    const resource = b instanceof Tensor ? b.binding() : b;
+    entries.push({ binding: i + 1, resource });
   });
   const bindGroup = await withErrorScope(
     gpu,
@@ -278,6 +322,11 @@ export function encodeDispatches(encoder: GPUCommandEncoder, list: readonly Op[]
       const c = op.copy;
       if (c.size > 0) encoder.copyBufferToBuffer(c.src, c.srcOffset, c.dst, c.dstOffset, c.size);
       continue;
+    }
+    if (op.uploads) {
+      pass?.end();
+      pass = undefined;
+      encodeUploads(encoder, op.uploads);
     }
     pass ??= encoder.beginComputePass();
     pass.setPipeline(op.pipeline);

@@ -36,7 +36,8 @@
 
 import reduceSrc from "../../kernels/matmul_reduce.wgsl" with { type: "text" };
 import type { Gpu } from "./device.ts";
-import { type Dispatch, grid, planDispatch } from "./kernel.ts";
+import { type Dispatch, grid, planDispatch, type TextureUpload } from "./kernel.ts";
+import { TEX_WIDTH, texMatmulWgsl } from "./matmul_tex_wgsl.ts";
 import {
   checkVariant,
   type MatmulLayout,
@@ -48,6 +49,7 @@ import {
 } from "./matmul_wgsl.ts";
 import {
   defaultCacheDir,
+  MATMUL_CANDIDATES,
   type MatmulPattern,
   type MatmulPrecision,
   matmulTuneKey,
@@ -290,13 +292,13 @@ function sourceOf(v: MatmulVariant, layout: MatmulLayout): string {
   const key = `${variantName(v)}|${JSON.stringify(layout)}`;
   let code = sources.get(key);
   if (code === undefined) {
-    code = matmulWgsl(v, layout);
+    code = v.tex ? texMatmulWgsl(v, layout) : matmulWgsl(v, layout);
     sources.set(key, code);
   }
   return code;
 }
 
-function planVariant(gpu: Gpu, s: MatmulSpec, v: MatmulVariant): Promise<Dispatch> {
+async function planVariant(gpu: Gpu, s: MatmulSpec, v: MatmulVariant): Promise<Dispatch> {
   checkVariant(
     v,
     gpu.limits.maxComputeInvocationsPerWorkgroup,
@@ -304,14 +306,62 @@ function planVariant(gpu: Gpu, s: MatmulSpec, v: MatmulVariant): Promise<Dispatc
     s.precision === "f16",
   );
   const flags = (s.accumulate ? 1 : 0) | (s.bias ? 2 : 0);
-  return planDispatch(gpu, {
+  const layout = layoutOf(s);
+  const a = v.tex ? operandTexture(gpu, s.a, s.I * s.R, layout.vecA, `${s.label}.a`) : undefined;
+  const b = v.tex ? operandTexture(gpu, s.b, s.R * s.J, layout.vecB, `${s.label}.b`) : undefined;
+  const d = await planDispatch(gpu, {
     label: s.label,
-    code: sourceOf(v, layoutOf(s)),
+    code: sourceOf(v, layout),
     params: [s.I, s.J, s.R, s.chunk, flags],
     // Without a bias the kernel declares no binding 4.
-    bindings: [s.out, s.a, s.b, s.bias ?? null],
+    bindings: [s.out, a?.view ?? s.a, b?.view ?? s.b, s.bias ?? null],
     workgroups: [Math.ceil(s.J / variantCols(v)), Math.ceil(s.I / variantRows(v)), s.splits],
   });
+  return a && b ? { ...d, uploads: [a.upload, b.upload] } : d;
+}
+
+/**
+ * A texture holding the first `elements` elements of `t` in storage order (`matmul_tex_wgsl.ts`:
+ * rgba32float with `vec`, else r32float, {@linkcode TEX_WIDTH} texels wide) and the upload that
+ * fills it before each run.
+ */
+function operandTexture(
+  gpu: Gpu,
+  t: Tensor,
+  elements: number,
+  vec: boolean,
+  label: string,
+): { view: GPUTextureView; upload: TextureUpload } {
+  const per = vec ? 4 : 1;
+  const texels = Math.ceil(elements / per);
+  const rows = Math.floor(texels / TEX_WIDTH);
+  const lastWidth = texels - rows * TEX_WIDTH;
+  const height = rows + (lastWidth > 0 ? 1 : 0);
+  const max = gpu.device.limits.maxTextureDimension2D;
+  if (height > max || t.offset % (4 * per) !== 0) {
+    throw new Error(
+      `Cannot plan "${label}" as a texture: ${elements} elements need ${height} rows of ` +
+        `${TEX_WIDTH} texels (the adapter allows ${max}) at a ${4 * per}-byte-aligned offset`,
+    );
+  }
+  const texture = gpu.device.createTexture({
+    label,
+    size: [TEX_WIDTH, height],
+    format: vec ? "rgba32float" : "r32float",
+    usage: GPUTextureUsage.TEXTURE_BINDING | GPUTextureUsage.COPY_DST,
+  });
+  return {
+    view: texture.createView(),
+    upload: {
+      src: t.buffer,
+      srcOffset: t.offset,
+      texture,
+      texelBytes: 4 * per,
+      width: TEX_WIDTH,
+      rows,
+      lastWidth,
+    },
+  };
 }
 
 const tuners = new WeakMap<Gpu, MatmulTuner>();
@@ -367,9 +417,27 @@ async function chooseVariant(gpu: Gpu, s: MatmulSpec): Promise<MatmulVariant> {
   return variant;
 }
 
+/**
+ * Where a texture variant cannot run (the f16 flavour, or operands taller than the adapter's
+ * largest texture), the workgroup-memory tile that was the CPU adapter's choice before it.
+ */
+const TEX_FALLBACK = MATMUL_CANDIDATES["128x128_t16x16_k8"];
+
+/** Whether both operands of `s` fit a texture {@linkcode TEX_WIDTH} texels wide. */
+function texFits(gpu: Gpu, s: MatmulSpec): boolean {
+  const { vecA, vecB } = layoutOf(s);
+  const height = (elements: number, vec: boolean) =>
+    Math.ceil(elements / (vec ? 4 : 1) / TEX_WIDTH);
+  const max = gpu.device.limits.maxTextureDimension2D;
+  return height(s.I * s.R, vecA) <= max && height(s.R * s.J, vecB) <= max &&
+    s.a.offset % 16 === 0 && s.b.offset % 16 === 0;
+}
+
 async function planMatmul(gpu: Gpu, s: MatmulSpec): Promise<Dispatch> {
   checkMatmulPrecision(gpu, s.precision ?? "f32", `Matmul "${s.label}"`);
-  const d = await planVariant(gpu, s, await chooseVariant(gpu, s));
+  let v = await chooseVariant(gpu, s);
+  if (v.tex && (s.precision === "f16" || !texFits(gpu, s))) v = TEX_FALLBACK;
+  const d = await planVariant(gpu, s, v);
   return { ...d, flops: matmulFlops(s.I, s.R, s.J) };
 }
 

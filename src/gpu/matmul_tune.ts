@@ -63,6 +63,9 @@ export const MATMUL_CANDIDATES: Readonly<Record<string, MatmulVariant>> = Object
   // (lavapipe) the per-k loads from workgroup memory dominate, and this tile needs the fewest
   // per multiply-add.
   "128x128_t16x16_k8": { wgX: 8, wgY: 8, tm: 16, tn: 16, bk: 8 },
+  // Operands read from textures, no workgroup memory (matmul_tex_wgsl.ts): for CPU adapters,
+  // where every storage or workgroup load is a per-lane loop and texture loads are not.
+  "128x64_t16x8_tex": { wgX: 8, wgY: 8, tm: 16, tn: 8, bk: 4, tex: true },
 });
 
 /**
@@ -95,7 +98,7 @@ export const MATMUL_TABLE: readonly MatmulTableEntry[] = Object.freeze([
     // times were noisy): 128x128_t16x16_k8 1.41, 64x64_t16x16 1.03-1.14, 128x128_t8x8_k8 0.79,
     // 64x64_t8x8_k16 0.75-0.80, 64x64_t4x8 0.51, 64x64_t4x4_k16 0.38-0.40.
     measured: "Mesa lavapipe, LLVM 15.0.6, 256-bit vectors, 2 cores (2026-11-27)",
-    default: "128x128_t16x16_k8",
+    default: "128x64_t16x8_tex",
   },
   {
     adapter: "^NVIDIA H200",

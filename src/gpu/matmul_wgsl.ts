@@ -59,6 +59,11 @@ export interface MatmulVariant {
    * Default false: load, stage, then compute.
    */
   prefetch?: boolean;
+  /**
+   * Read A and B from textures instead of staging them in workgroup memory (the kernel of
+   * `matmul_tex_wgsl.ts`, for CPU adapters; f32 only; `bk` is unused). Default false.
+   */
+  tex?: boolean;
 }
 
 /** Storage orders and vector widths of one generated kernel. */
@@ -97,7 +102,8 @@ export function variantCols(v: MatmulVariant): number {
 
 /** A short stable name such as `"128x128_t8x8_k8"` (tile rows x cols, per invocation, BK). */
 export function variantName(v: MatmulVariant): string {
-  return `${variantRows(v)}x${variantCols(v)}_t${v.tm}x${v.tn}_k${v.bk}${v.prefetch ? "_p" : ""}`;
+  const tile = `${variantRows(v)}x${variantCols(v)}_t${v.tm}x${v.tn}`;
+  return v.tex ? `${tile}_tex` : `${tile}_k${v.bk}${v.prefetch ? "_p" : ""}`;
 }
 
 /**
@@ -129,11 +135,13 @@ export function checkVariant(
     ? "tm and tn must be 4, 8 or 16"
     : v.bk % 4 !== 0 || v.bk > 32
     ? "bk must be a multiple of 4, at most 32"
+    : v.tex && (f16 || v.prefetch)
+    ? "texture variants are f32 only, without prefetch"
     : f16 && v.bk % F16_GROUP !== 0
     ? `bk must be a multiple of ${F16_GROUP} for f16`
     : v.wgX * v.wgY > maxInvocations
     ? `wgX * wgY exceeds ${maxInvocations} invocations`
-    : (variantRows(v) + variantCols(v)) * v.bk * (f16 ? 2 : 4) > maxWorkgroupBytes
+    : !v.tex && (variantRows(v) + variantCols(v)) * v.bk * (f16 ? 2 : 4) > maxWorkgroupBytes
     ? `the tiles need more than ${maxWorkgroupBytes} bytes of workgroup memory`
     : "";
   if (problem) throw new Error(`Invalid matmul variant ${JSON.stringify(v)}: ${problem}`);
@@ -302,9 +310,23 @@ export function matmulWgsl(v: MatmulVariant, layout: MatmulLayout): string {
   }
   emit(`}`);
   emit();
+  for (const l of storeWgsl(layout)) emit(l);
+  return L.join("\n") + "\n";
+}
+
+type Emit = (s?: string) => void;
+
+/**
+ * The WGSL lines of the `store` helper both matmul generators end with: writes (or, with
+ * `accumulate`, adds to) the outputs at columns j..j+3 of one row that exist, adding `bias[j]`
+ * first with `with_bias`.
+ */
+export function storeWgsl(layout: { vecC: boolean; bias: boolean }): string[] {
+  const L: string[] = [];
+  const emit = (s: string) => L.push(s);
   emit(`// Writes (or adds) the 4 outputs of row offset 'row' at columns j..j+3 that exist.`);
   emit(`fn store(row: u32, j: u32, v: vec4<f32>, accumulate: bool, with_bias: bool) {`);
-  if (vecC) {
+  if (layout.vecC) {
     emit(`  if (j >= p.J) { return; }`);
     emit(`  var x = v;`);
     if (layout.bias) emit(`  if (with_bias) { x += bias[j / 4u]; }`);
@@ -323,10 +345,8 @@ export function matmulWgsl(v: MatmulVariant, layout: MatmulLayout): string {
     }
   }
   emit(`}`);
-  return L.join("\n") + "\n";
+  return L;
 }
-
-type Emit = (s?: string) => void;
 
 /**
  * Emits the f16 inner loops over one staged tile: for each group of {@linkcode F16_GROUP} k,

@@ -14,7 +14,7 @@
  */
 
 import type { Gpu } from "./device.ts";
-import { encodeDispatches, type Op, run } from "./kernel.ts";
+import { encodeDispatches, encodeUploads, type Op, run } from "./kernel.ts";
 
 /** How a figure was measured. */
 export type TimingMethod = "timestamp" | "wall";
@@ -187,6 +187,7 @@ export async function profileOps(gpu: Gpu, ops: readonly Op[]): Promise<number[]
           slots.push(-1);
           continue;
         }
+        if (op.uploads) encodeUploads(encoder, op.uploads);
         const pass = encoder.beginComputePass({ timestampWrites: slot(n) });
         pass.setPipeline(op.pipeline);
         pass.setBindGroup(0, op.bindGroup);

@@ -11,7 +11,7 @@ import {
   weightGradSplit,
 } from "../../src/gpu/matmul.ts";
 import { MATMUL_CANDIDATES, SMALL_ROWS_VARIANT } from "../../src/gpu/matmul_tune.ts";
-import { variantName } from "../../src/gpu/matmul_wgsl.ts";
+import { checkVariant, variantName } from "../../src/gpu/matmul_wgsl.ts";
 import { createTensor, readTensor, Tensor, uploadTensor } from "../../src/gpu/tensor.ts";
 import { assertClose, randomArray } from "../_util.ts";
 
@@ -408,5 +408,22 @@ Deno.test("planLinearForward() of 1 and 3 rows (the small-row tile) equals those
     const tx = uploadTensor(gpu, x.slice(5 * K, (5 + rows) * K), [rows, K], "test.xs");
     await run(gpu, [await planLinearForward(gpu, { out, x: tx, w: tw })]);
     assert.deepEqual(await readTensor(gpu, out), all.slice(5 * N, (5 + rows) * N));
+  }
+});
+
+Deno.test("the texture variant uploads both operands before its dispatch, is f32 only, and f16 products fall back to a workgroup-memory tile", async () => {
+  const gpu = await getGpu();
+  const tex = MATMUL_CANDIDATES["128x64_t16x8_tex"];
+  assert.throws(() => checkVariant(tex, 256, 16384, true), /texture variants are f32 only/);
+  const [M, K, N] = [40, 12, 8];
+  const x = uploadTensor(gpu, randomArray(M * K, 41), [M, K], "test.x");
+  const w = uploadTensor(gpu, randomArray(N * K, 42), [N, K], "test.w");
+  const out = createTensor(gpu, [M, N], "test.out");
+  const d = await planLinearForward(gpu, { out, x, w, variant: tex });
+  assert.equal(d.uploads?.length, 2);
+  if (gpu.info.features.includes("shader-f16")) {
+    const h = await planLinearForward(gpu, { out, x, w, variant: tex, precision: "f16" });
+    assert.equal(h.uploads, undefined);
+    await run(gpu, [h]);
   }
 });
