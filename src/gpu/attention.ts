@@ -33,7 +33,14 @@ import {
   attentionVariantName,
 } from "./attention_tune.ts";
 import type { Gpu } from "./device.ts";
-import { type Dispatch, f32, planDispatch } from "./kernel.ts";
+import {
+  type Dispatch,
+  f32,
+  flatTexture,
+  type FlatTextureFormat,
+  planDispatch,
+  type TextureUpload,
+} from "./kernel.ts";
 import { subgroupSize } from "./reduce.ts";
 import { createTensor, type Tensor } from "./tensor.ts";
 import { timeOps } from "./timing.ts";
@@ -143,11 +150,19 @@ const sources = new Map<string, string>();
 
 /** The generated kernels of a variant for head rows of `d4` vec4s (once each). */
 function sourceOf(gpu: Gpu, d4: number, v: AttentionVariant): string {
-  const bk = tileRows(gpu, d4, v);
+  // The texture variant keeps no tiles in workgroup memory.
+  const bk = v.tex ? BK_MAX : tileRows(gpu, d4, v);
   const key = `${d4}|${bk}|${attentionVariantName(v)}`;
   let code = sources.get(key);
   if (code === undefined) {
-    code = attentionWgsl({ d4, wg: v.rows, bk, lanes: v.lanes, subgroups: v.subgroups });
+    code = attentionWgsl({
+      d4,
+      wg: v.rows,
+      bk,
+      lanes: v.lanes,
+      subgroups: v.subgroups,
+      tex: v.tex,
+    });
     sources.set(key, code);
   }
   return code;
@@ -223,19 +238,49 @@ async function planPass(gpu: Gpu, s: PassSpec, variant: AttentionVariant): Promi
         `subgroups of consecutive invocations in multiples of ${v.lanes}`,
     );
   }
-  return await planDispatch(gpu, {
+  let bindings: (Tensor | GPUTextureView | null)[] = s.bindings;
+  const uploads: TextureUpload[] = [];
+  if (v.tex) {
+    expect(
+      D % 4 === 0 && v.lanes === 1 && !v.subgroups,
+      `Cannot plan attention variant ${attentionVariantName(variant)}: texture variants need ` +
+        `one lane per row and a head dim that is a multiple of 4, got ${D}`,
+    );
+    // Bindings 8-10: flat textures of qkv, dout (dk/dv pass) and doc (see attentionWgsl).
+    const [qkv, doc] = s.bindings;
+    const texture = (t: Tensor, format: FlatTextureFormat) => {
+      const { view, upload } = flatTexture(gpu, t, t.numel, format, `${s.label}.${t.label}`);
+      uploads.push(upload);
+      return view;
+    };
+    const dout = s.pass === "backward_dkv" ? texture(s.bindings[3], "rgba32float") : null;
+    bindings = [...s.bindings, null, null, null, null].slice(0, 7);
+    // The dk/dv pass reads dout only as streamed rows: from the texture.
+    if (s.pass === "backward_dkv") bindings[3] = null;
+    bindings.push(texture(qkv, "rgba32float"), dout, texture(doc, "r32sint"));
+  }
+  const d = await planDispatch(gpu, {
     label: s.label,
     code: sourceOf(gpu, Math.ceil(D / 4), v),
     entryPoint: s.pass,
     params: [B, T, H, D, s.direction === "backward" ? 1 : 0, f32(1 / Math.sqrt(D))],
-    bindings: s.bindings,
+    bindings,
     workgroups: [Math.ceil(T / v.rows), H, B],
   });
+  return uploads.length > 0 ? { ...d, uploads } : d;
 }
 
 /** Scratch tensors shaped like a pass's bindings (zeros: one document, every pair visible). */
 function scratchLike(gpu: Gpu, s: PassSpec): Tensor[] {
   return s.bindings.map((t, k) => createTensor(gpu, [...t.shape], `attention.tune.${k}`, t.dtype));
+}
+
+/**
+ * A texture variant runs only for head dims that are multiples of 4; for others its staged
+ * twin (same rows, one lane) runs instead.
+ */
+function withoutTex(v: AttentionVariant, D: number): AttentionVariant {
+  return v.tex && D % 4 !== 0 ? { rows: v.rows, lanes: v.lanes } : v;
 }
 
 /** The pass's dispatch with the given variant, or the tuner's choice (timing candidates). */
@@ -244,7 +289,7 @@ async function planTuned(
   s: PassSpec,
   variant: AttentionVariant | undefined,
 ): Promise<Dispatch> {
-  if (variant) return planPass(gpu, s, variant);
+  if (variant) return planPass(gpu, s, withoutTex(variant, s.dims.D));
   let scratch: Tensor[] | undefined;
   const key = attentionTuneKey(s.pass, s.dims.D, s.dims.T);
   const chosen = await attentionTuner(gpu).choose(key, async (v) => {
@@ -257,7 +302,7 @@ async function planTuned(
     }
   });
   for (const t of scratch ?? []) t.buffer.destroy();
-  return planPass(gpu, s, chosen.variant);
+  return planPass(gpu, s, withoutTex(chosen.variant, s.dims.D));
 }
 
 function checkDirection(direction: AttentionDirection): void {

@@ -31,6 +31,11 @@ export interface AttentionVariant {
    * (lanes > 1; only where the device has `subgroups`, else the variant cannot be planned).
    */
   subgroups?: boolean;
+  /**
+   * Read streamed rows from flat textures, no workgroup tiles (lanes 1; head dims that are
+   * multiples of 4, else the planner runs the staged twin): for CPU adapters.
+   */
+  tex?: boolean;
 }
 
 /** The three attention passes. */
@@ -49,7 +54,7 @@ export type AttentionPass = "forward" | "backward_dq" | "backward_dkv";
  * ```
  */
 export function attentionVariantName(v: AttentionVariant): string {
-  return `r${v.rows}_l${v.lanes}${v.subgroups ? "_sg" : ""}`;
+  return `r${v.rows}_l${v.lanes}${v.subgroups ? "_sg" : ""}${v.tex ? "_tex" : ""}`;
 }
 
 /** Variants the tuner tries, by name ({@linkcode attentionVariantName}). */
@@ -72,6 +77,9 @@ export const ATTENTION_CANDIDATES: Readonly<Record<string, AttentionVariant>> = 
       { rows: 32, lanes: 4, subgroups: true },
       { rows: 64, lanes: 4, subgroups: true },
       { rows: 32, lanes: 8, subgroups: true },
+      // Streamed rows read from textures instead of workgroup tiles: for CPU adapters, where
+      // workgroup and storage loads are loops over the SIMD lanes and texture loads are not.
+      { rows: 32, lanes: 1, tex: true },
     ].map((v: AttentionVariant) => [attentionVariantName(v), v]),
   ),
 );
@@ -89,7 +97,7 @@ export const ATTENTION_TABLE: readonly TuneTableEntry[] = Object.freeze([
     // r16_l4 2432, r64_l4_sg 2531, r32_l8 3152, r16_l8 3278. On a CPU the vector units run
     // invocations side by side and registers are not scarce: one invocation per row wins.
     measured: "Mesa lavapipe, LLVM 15.0.6, 256-bit vectors, 2 cores (2026-11-27)",
-    default: "r32_l1",
+    default: "r32_l1_tex",
   },
   {
     adapter: "^NVIDIA H200",

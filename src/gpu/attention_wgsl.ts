@@ -41,6 +41,8 @@
  * @module
  */
 
+import { TEXEL_WGSL } from "./kernel.ts";
+
 /** Tile sizes of one generated attention kernel. */
 export interface AttentionTiles {
   /** vec4s per head row: ceil(D / 4), 1..32. */
@@ -57,6 +59,15 @@ export interface AttentionTiles {
    * of consecutive invocation indices, which the planner checks).
    */
   subgroups?: boolean;
+  /**
+   * Read the streamed rows (and their doc ids) straight from flat textures instead of staging
+   * tiles in workgroup memory (lanes 1 only; needs D % 4 == 0): the variant for CPU adapters,
+   * where every workgroup or storage load is a loop over the SIMD lanes and a texture load is a
+   * vector gather (see `matmul_tex_wgsl.ts`). Bindings 8 (qkv), 9 (dout) and 10 (doc, r32sint)
+   * are `flatTexture`s of those tensors. Same sums in the same order as the staged kernel of
+   * the same `bk`: bit-identical to it.
+   */
+  tex?: boolean;
 }
 
 /** Head-row vec4s per lane and the padded tile row length (vec4s) of a kernel. */
@@ -129,12 +140,13 @@ export function attentionWgsl(t: AttentionTiles): string {
   const LN = t.lanes ?? 1;
   const SG = t.subgroups ?? false;
   const ok = [D4, WG, BK].every((x) => Number.isInteger(x) && x > 0) && D4 <= 32 &&
-    [1, 2, 4, 8].includes(LN) && !(SG && LN === 1);
+    [1, 2, 4, 8].includes(LN) && !(SG && LN === 1) && !(t.tex && LN !== 1);
   if (!ok) throw new Error(`Invalid attention tiles ${JSON.stringify(t)}`);
   const { per: P, stride: DP } = split(t);
   /** Invocations per workgroup. */
   const NI = WG * LN;
   const C = range(P);
+  const TEX = t.tex ?? false;
   const L: string[] = [];
   const emit = (s = "") => L.push(s);
   /** One line per owned vec4 k of the head row. */
@@ -200,13 +212,38 @@ export function attentionWgsl(t: AttentionTiles): string {
     emit(`// delta; pa/pb[jj * ${NI} + row * ${LN} + lane] hold lane's partial dot products`);
     emit(`// (score, and dout · v in backward) for streamed row jj of the tile.`);
   }
-  emit(`var<workgroup> ta: array<vec4<f32>, ${BK * DP}>;`);
-  emit(`var<workgroup> tb: array<vec4<f32>, ${BK * DP}>;`);
-  emit(`var<workgroup> tdoc: array<i32, ${BK}>;`);
-  emit(`var<workgroup> tlse: array<f32, ${BK}>;`);
-  emit(`var<workgroup> tdelta: array<f32, ${BK}>;`);
-  emit(`var<workgroup> pa: array<f32, ${BK * NI}>;`);
-  if (LN > 1 && !SG) emit(`var<workgroup> pb: array<f32, ${BK * NI}>;`);
+  if (TEX) {
+    emit(`// (tex variant: no tiles; streamed rows come from the flat textures below and the`);
+    emit(`// scores of a tile stay in a private array.)`);
+    emit(`@group(0) @binding(8) var tx_qkv: texture_2d<f32>;`);
+    emit(`@group(0) @binding(9) var tx_dout: texture_2d<f32>;`);
+    emit(`@group(0) @binding(10) var tx_doc: texture_2d<i32>;`);
+    emit();
+    emit(TEXEL_WGSL);
+    emit(`// vec4 k of the key, value or (scaled) query row of head h at global row g, and of the`);
+    emit(`// output gradient row; the doc id of row g.`);
+    const rowFn = (name: string, tex: string, base: string, scale = "") => {
+      emit(`fn ${name}(g: u32, h: u32, k: u32) -> vec4<f32> {`);
+      emit(`  let C = p.H * p.D;`);
+      emit(`  return textureLoad(${tex}, texel((${base}) / 4u + k), 0)${scale};`);
+      emit(`}`);
+    };
+    rowFn("key_row", "tx_qkv", "g * 3u * C + C + h * p.D");
+    rowFn("value_row", "tx_qkv", "g * 3u * C + 2u * C + h * p.D");
+    rowFn("query_row", "tx_qkv", "g * 3u * C + h * p.D", " * p.scale");
+    rowFn("dout_row", "tx_dout", "g * C + h * p.D");
+    emit(`fn doc_at(g: u32) -> i32 {`);
+    emit(`  return textureLoad(tx_doc, texel(g), 0).x;`);
+    emit(`}`);
+  } else {
+    emit(`var<workgroup> ta: array<vec4<f32>, ${BK * DP}>;`);
+    emit(`var<workgroup> tb: array<vec4<f32>, ${BK * DP}>;`);
+    emit(`var<workgroup> tdoc: array<i32, ${BK}>;`);
+    emit(`var<workgroup> tlse: array<f32, ${BK}>;`);
+    emit(`var<workgroup> tdelta: array<f32, ${BK}>;`);
+    emit(`var<workgroup> pa: array<f32, ${BK * NI}>;`);
+    if (LN > 1 && !SG) emit(`var<workgroup> pb: array<f32, ${BK * NI}>;`);
+  }
   emit();
   // Loaders: elements 4c..4c+3 of a D-wide row at `base`, zero past D.
   for (
@@ -242,6 +279,7 @@ export function attentionWgsl(t: AttentionTiles): string {
   emit();
   /** The tile load of keys and values (forward, backward_dq). */
   const loadKeys = () => {
+    if (TEX) return;
     emit(`    workgroupBarrier();`);
     emit(`    for (var e = lid; e < ${BK * DP}u; e += ${NI}u) {`);
     emit(`      let j = t0 + e / ${DP}u;`);
@@ -287,8 +325,19 @@ export function attentionWgsl(t: AttentionTiles): string {
   const slot = (jj: string) => LN === 1 ? `${jj} * ${NI}u + row` : `${jj} * ${NI}u + row * ${LN}u`;
   const mine = (jj: string) => LN === 1 ? slot(jj) : `${slot(jj)} + lane`;
   /** Tile vec4 of streamed row base `rb` (already including the lane) for owned vec4 k. */
-  const tile = (arr: string, rb: string, k: number) => `${arr}[${rb}${off(k)}]`;
-  const rowBase = (jj: string) => (LN === 1 ? `${jj} * ${DP}u` : `${jj} * ${DP}u + lane`);
+  /** tex: the functions reading streamed rows "ta" and "tb" in the pass being emitted. */
+  let streamed = { ta: "key_row", tb: "value_row" };
+  const tile = (arr: string, rb: string, k: number) =>
+    TEX ? `${streamed[arr as "ta" | "tb"]}(${rb}, h, ${k}u)` : `${arr}[${rb}${off(k)}]`;
+  /** Base of streamed row jj of the tile: in the tile, or (tex) its global row. */
+  const rowBase = (jj: string) =>
+    TEX ? `b * T + t0 + ${jj}` : LN === 1 ? `${jj} * ${DP}u` : `${jj} * ${DP}u + lane`;
+  /** Doc id, lse and delta of streamed row jj. */
+  const tdoc = TEX ? `doc_at(b * T + t0 + jj)` : `tdoc[jj]`;
+  const tlse = TEX ? `lse_kv[(b * p.H + h) * T + t0 + jj]` : `tlse[jj]`;
+  const tdelta = TEX ? `delta_kv[(b * p.H + h) * T + t0 + jj]` : `tdelta[jj]`;
+  /** Score of streamed row jj (one lane per row): workgroup memory, or (tex) private. */
+  const score = (jj: string) => TEX ? `sc[${jj}]` : `pa[${slot(jj)}]`;
 
   // forward
   header("forward");
@@ -302,6 +351,7 @@ export function attentionWgsl(t: AttentionTiles): string {
   emit(`  var m = NEG_INF;`);
   emit(`  var l = 0.0;`);
   emit(`  let range = stream_range(r0, true);`);
+  if (TEX) emit(`  var sc: array<f32, ${BK}>;`);
   emit(`  for (var t0 = range.x; t0 < range.y; t0 += ${BK}u) {`);
   loadKeys();
   emit(`    let n = min(${BK}u, range.y - t0);`);
@@ -310,13 +360,13 @@ export function attentionWgsl(t: AttentionTiles): string {
     emit(`      var tile_max = NEG_INF;`);
     emit(`      for (var jj = 0u; jj < n; jj++) {`);
     emit(`        var sj = NEG_INF;`);
-    emit(`        if (tdoc[jj] == doc_i && visible(i, t0 + jj)) {`);
+    emit(`        if (${tdoc} == doc_i && visible(i, t0 + jj)) {`);
     emit(`          let kb = ${rowBase("jj")};`);
     emit(`          let s4 = ${sum((k) => `q_${k} * ${tile("ta", "kb", k)}`)};`);
     emit(`          sj = ${hsum("s4")};`);
     emit(`          tile_max = max(tile_max, sj);`);
     emit(`        }`);
-    emit(`        pa[${slot("jj")}] = sj;`);
+    emit(`        ${score("jj")} = sj;`);
     emit(`      }`);
   } else if (SG) {
     // Every lane of the workgroup runs the shuffles (no branch around them).
@@ -357,7 +407,10 @@ export function attentionWgsl(t: AttentionTiles): string {
   emit(`          m = tile_max;`);
   emit(`        }`);
   emit(`        for (var jj = 0u; jj < n; jj++) {`);
-  if (LN === 1 || SG) {
+  if (LN === 1) {
+    emit(`          let sj = ${score("jj")};`);
+    emit(`          if (sj > NEG_INF) {`);
+  } else if (SG) {
     emit(`          let sj = pa[${mine("jj")}];`);
     emit(`          if (sj > NEG_INF) {`);
   } else {
@@ -486,7 +539,7 @@ export function attentionWgsl(t: AttentionTiles): string {
   emit(`  for (var t0 = range.x; t0 < range.y; t0 += ${BK}u) {`);
   loadKeys();
   backwardTile(
-    "tdoc[jj] == doc_i && visible(i, t0 + jj)",
+    `${tdoc} == doc_i && visible(i, t0 + jj)`,
     sum((k) => `q_${k} * ${tile("ta", "rb", k)}`),
     sum((k) => `do_${k} * ${tile("tb", "rb", k)}`),
     "lse_i",
@@ -518,28 +571,31 @@ export function attentionWgsl(t: AttentionTiles): string {
   each("  ", (k) => `var dv_${k} = vec4<f32>(0.0);`);
   emit(`  let range = stream_range(r0, false);`);
   emit(`  for (var t0 = range.x; t0 < range.y; t0 += ${BK}u) {`);
-  emit(`    workgroupBarrier();`);
-  emit(`    for (var e = lid; e < ${BK * DP}u; e += ${NI}u) {`);
-  emit(`      let i = t0 + e / ${DP}u;`);
-  emit(`      if (i < range.y) {`);
-  emit(`        ta[e] = ld_qkv((b * T + i) * 3u * C + h * p.D, e % ${DP}u) * p.scale;`);
-  emit(`        tb[e] = ld_dout_kv((b * T + i) * C + h * p.D, e % ${DP}u);`);
-  emit(`      }`);
-  emit(`    }`);
-  emit(`    for (var e = lid; e < ${BK}u; e += ${NI}u) {`);
-  emit(`      let i = t0 + e;`);
-  emit(`      let ic = min(i, T - 1u);`);
-  emit(`      tdoc[e] = select(-1, doc[b * T + ic], i < range.y);`);
-  emit(`      tlse[e] = lse_kv[(b * p.H + h) * T + ic];`);
-  emit(`      tdelta[e] = delta_kv[(b * p.H + h) * T + ic];`);
-  emit(`    }`);
-  emit(`    workgroupBarrier();`);
+  if (!TEX) {
+    emit(`    workgroupBarrier();`);
+    emit(`    for (var e = lid; e < ${BK * DP}u; e += ${NI}u) {`);
+    emit(`      let i = t0 + e / ${DP}u;`);
+    emit(`      if (i < range.y) {`);
+    emit(`        ta[e] = ld_qkv((b * T + i) * 3u * C + h * p.D, e % ${DP}u) * p.scale;`);
+    emit(`        tb[e] = ld_dout_kv((b * T + i) * C + h * p.D, e % ${DP}u);`);
+    emit(`      }`);
+    emit(`    }`);
+    emit(`    for (var e = lid; e < ${BK}u; e += ${NI}u) {`);
+    emit(`      let i = t0 + e;`);
+    emit(`      let ic = min(i, T - 1u);`);
+    emit(`      tdoc[e] = select(-1, doc[b * T + ic], i < range.y);`);
+    emit(`      tlse[e] = lse_kv[(b * p.H + h) * T + ic];`);
+    emit(`      tdelta[e] = delta_kv[(b * p.H + h) * T + ic];`);
+    emit(`    }`);
+    emit(`    workgroupBarrier();`);
+  }
+  streamed = { ta: "query_row", tb: "dout_row" };
   backwardTile(
-    "tdoc[jj] == doc_j && visible(t0 + jj, j)",
+    `${tdoc} == doc_j && visible(t0 + jj, j)`,
     sum((k) => `${tile("ta", "rb", k)} * k_${k}`),
     sum((k) => `${tile("tb", "rb", k)} * v_${k}`),
-    "tlse[jj]",
-    "tdelta[jj]",
+    tlse,
+    tdelta,
     (rb) => {
       each("          ", (k) => `dv_${k} += pij * ${tile("tb", rb, k)};`);
       each("          ", (k) => `dk_${k} += ds * ${tile("ta", rb, k)};`);

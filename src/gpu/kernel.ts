@@ -51,6 +51,72 @@ export interface TextureUpload {
   lastWidth: number;
 }
 
+/** Texels per row of a flat texture (a power of two; 16 KiB rows for rgba32float). */
+export const TEX_WIDTH = 1024;
+
+/**
+ * WGSL of `fn texel(t: u32) -> vec2<u32>`: the coordinates of texel t of a flat texture
+ * ({@linkcode flatTexture}).
+ */
+export const TEXEL_WGSL =
+  `// Texel t of a flat texture (${TEX_WIDTH} texels a row, in storage order).
+fn texel(t: u32) -> vec2<u32> {
+  return vec2<u32>(t & ${TEX_WIDTH - 1}u, t >> ${Math.log2(TEX_WIDTH)}u);
+}
+`;
+
+/** Formats of flat textures: 4 f32, 1 f32 or 1 i32 per texel. */
+export type FlatTextureFormat = "rgba32float" | "r32float" | "r32sint";
+
+/**
+ * A texture holding the first `elements` elements of `t` in storage order, row after row of
+ * {@linkcode TEX_WIDTH} texels (4 elements per texel for rgba32float, else 1), and the upload
+ * that fills it; put the upload in the `uploads` of each dispatch reading it. Kernels on CPU
+ * adapters read operands this way: on llvmpipe a texture load is a vector gather, a storage
+ * load a loop over the lanes (see `matmul_tex_wgsl.ts`).
+ *
+ * @throws Error when the texture would be taller than the adapter allows, or the tensor's
+ *   offset is not a multiple of the texel size.
+ */
+export function flatTexture(
+  gpu: Gpu,
+  t: Tensor,
+  elements: number,
+  format: FlatTextureFormat,
+  label: string,
+): { view: GPUTextureView; upload: TextureUpload } {
+  const per = format === "rgba32float" ? 4 : 1;
+  const texels = Math.ceil(elements / per);
+  const rows = Math.floor(texels / TEX_WIDTH);
+  const lastWidth = texels - rows * TEX_WIDTH;
+  const height = Math.max(1, rows + (lastWidth > 0 ? 1 : 0));
+  const max = gpu.device.limits.maxTextureDimension2D;
+  if (height > max || t.offset % (4 * per) !== 0) {
+    throw new Error(
+      `Cannot plan "${label}" as a texture: ${elements} elements need ${height} rows of ` +
+        `${TEX_WIDTH} texels (the adapter allows ${max}) at a ${4 * per}-byte-aligned offset`,
+    );
+  }
+  const texture = gpu.device.createTexture({
+    label,
+    size: [TEX_WIDTH, height],
+    format,
+    usage: GPUTextureUsage.TEXTURE_BINDING | GPUTextureUsage.COPY_DST,
+  });
+  return {
+    view: texture.createView(),
+    upload: {
+      src: t.buffer,
+      srcOffset: t.offset,
+      texture,
+      texelBytes: 4 * per,
+      width: TEX_WIDTH,
+      rows,
+      lastWidth,
+    },
+  };
+}
+
 /** Encodes the copies of `uploads` (outside any pass). */
 export function encodeUploads(encoder: GPUCommandEncoder, uploads: readonly TextureUpload[]): void {
   for (const u of uploads) {

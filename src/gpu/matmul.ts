@@ -36,8 +36,8 @@
 
 import reduceSrc from "../../kernels/matmul_reduce.wgsl" with { type: "text" };
 import type { Gpu } from "./device.ts";
-import { type Dispatch, grid, planDispatch, type TextureUpload } from "./kernel.ts";
-import { TEX_WIDTH, texMatmulWgsl } from "./matmul_tex_wgsl.ts";
+import { type Dispatch, flatTexture, grid, planDispatch, TEX_WIDTH } from "./kernel.ts";
+import { texMatmulWgsl } from "./matmul_tex_wgsl.ts";
 import {
   checkVariant,
   type MatmulLayout,
@@ -307,8 +307,10 @@ async function planVariant(gpu: Gpu, s: MatmulSpec, v: MatmulVariant): Promise<D
   );
   const flags = (s.accumulate ? 1 : 0) | (s.bias ? 2 : 0);
   const layout = layoutOf(s);
-  const a = v.tex ? operandTexture(gpu, s.a, s.I * s.R, layout.vecA, `${s.label}.a`) : undefined;
-  const b = v.tex ? operandTexture(gpu, s.b, s.R * s.J, layout.vecB, `${s.label}.b`) : undefined;
+  const texture = (t: Tensor, elements: number, vec: boolean, label: string) =>
+    flatTexture(gpu, t, elements, vec ? "rgba32float" : "r32float", label);
+  const a = v.tex ? texture(s.a, s.I * s.R, layout.vecA, `${s.label}.a`) : undefined;
+  const b = v.tex ? texture(s.b, s.R * s.J, layout.vecB, `${s.label}.b`) : undefined;
   const d = await planDispatch(gpu, {
     label: s.label,
     code: sourceOf(v, layout),
@@ -318,50 +320,6 @@ async function planVariant(gpu: Gpu, s: MatmulSpec, v: MatmulVariant): Promise<D
     workgroups: [Math.ceil(s.J / variantCols(v)), Math.ceil(s.I / variantRows(v)), s.splits],
   });
   return a && b ? { ...d, uploads: [a.upload, b.upload] } : d;
-}
-
-/**
- * A texture holding the first `elements` elements of `t` in storage order (`matmul_tex_wgsl.ts`:
- * rgba32float with `vec`, else r32float, {@linkcode TEX_WIDTH} texels wide) and the upload that
- * fills it before each run.
- */
-function operandTexture(
-  gpu: Gpu,
-  t: Tensor,
-  elements: number,
-  vec: boolean,
-  label: string,
-): { view: GPUTextureView; upload: TextureUpload } {
-  const per = vec ? 4 : 1;
-  const texels = Math.ceil(elements / per);
-  const rows = Math.floor(texels / TEX_WIDTH);
-  const lastWidth = texels - rows * TEX_WIDTH;
-  const height = rows + (lastWidth > 0 ? 1 : 0);
-  const max = gpu.device.limits.maxTextureDimension2D;
-  if (height > max || t.offset % (4 * per) !== 0) {
-    throw new Error(
-      `Cannot plan "${label}" as a texture: ${elements} elements need ${height} rows of ` +
-        `${TEX_WIDTH} texels (the adapter allows ${max}) at a ${4 * per}-byte-aligned offset`,
-    );
-  }
-  const texture = gpu.device.createTexture({
-    label,
-    size: [TEX_WIDTH, height],
-    format: vec ? "rgba32float" : "r32float",
-    usage: GPUTextureUsage.TEXTURE_BINDING | GPUTextureUsage.COPY_DST,
-  });
-  return {
-    view: texture.createView(),
-    upload: {
-      src: t.buffer,
-      srcOffset: t.offset,
-      texture,
-      texelBytes: 4 * per,
-      width: TEX_WIDTH,
-      rows,
-      lastWidth,
-    },
-  };
 }
 
 const tuners = new WeakMap<Gpu, MatmulTuner>();

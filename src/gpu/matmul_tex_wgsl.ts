@@ -15,7 +15,7 @@
  * input gradient, 295 → 34 ms weight gradient).
  *
  * **Texture view of a tensor.** An operand's elements, in storage order, fill an
- * `rgba32float` texture {@linkcode TEX_WIDTH} texels wide, four elements per texel and row
+ * `rgba32float` texture `TEX_WIDTH` texels wide (`flatTexture` of `kernel.ts`), four elements per texel and row
  * after row (flat element f is texel f / 4, component f % 4; texel t sits at
  * `(t % TEX_WIDTH, t / TEX_WIDTH)`). Where the operand's contiguous dimension is not a multiple
  * of 4 an `r32float` texture holds one element per texel instead (four times the loads).
@@ -28,11 +28,8 @@
  * @module
  */
 
+import { TEX_WIDTH, TEXEL_WGSL } from "./kernel.ts";
 import { storeWgsl } from "./matmul_wgsl.ts";
-
-/** Texels per row of an operand texture (a power of two; 16 KiB rows for rgba32float). */
-export const TEX_WIDTH = 1024;
-const TEX_SHIFT = Math.log2(TEX_WIDTH);
 
 /** Tile shape of the texture-operand kernel. */
 export interface TexMatmulTile {
@@ -110,11 +107,7 @@ export function texMatmulWgsl(t: TexMatmulTile, layout: TexMatmulLayout): string
     e(`@group(0) @binding(4) var<storage, read> bias: array<${vecC ? "vec4<f32>" : "f32"}>;`);
   }
   e();
-  e(`// Texel t of a texture in storage order.`);
-  e(`fn texel(t: u32) -> vec2<u32> {`);
-  e(`  return vec2<u32>(t & ${TEX_WIDTH - 1}u, t >> ${TEX_SHIFT}u);`);
-  e(`}`);
-  e();
+  e(TEXEL_WGSL);
   e(`// A's texel holding flat element f (f % 4 == 0 for rgba textures).`);
   e(`fn load_a(f: u32) -> vec4<f32> {`);
   e(`  return textureLoad(ta, texel(f${vecA ? " >> 2u" : ""}), 0);`);

@@ -415,3 +415,25 @@ Deno.test("subgroup variants match their workgroup-memory form bit for bit at th
     }
   }
 });
+
+Deno.test("the texture variant matches the staged one-lane kernel bit for bit and keeps no workgroup tiles", async () => {
+  const code = attentionWgsl({ d4: 5, wg: 32, bk: 32, lanes: 1, tex: true });
+  assert.doesNotMatch(code, /var<workgroup>/);
+  assert.match(code, /textureLoad\(tx_qkv/);
+  assert.throws(() => attentionWgsl({ d4: 5, wg: 32, bk: 32, lanes: 2, tex: true }), /Invalid/);
+  // D = 20: both forms get 32-row tiles (the tile size sets where the softmax rescales).
+  const c = { B: 2, T: 45, H: 2, D: 20 };
+  const { B, T, H, D } = c;
+  const qkv = randomArray(B * T * 3 * H * D, 71, -2, 2);
+  const dout = randomArray(B * T * H * D, 72);
+  const { docF, docB } = makeDocs(B, T, 73);
+  for (const [dir, doc] of [["forward", docF], ["backward", docB]] as const) {
+    const a = await runGpu(c, qkv, dout, doc, dir, { rows: 32, lanes: 1 });
+    const b = await runGpu(c, qkv, dout, doc, dir, { rows: 32, lanes: 1, tex: true });
+    for (const k of ["out", "lse", "dqkv"] as const) {
+      const x = new Uint32Array(a[k].buffer, a[k].byteOffset, a[k].length);
+      const y = new Uint32Array(b[k].buffer, b[k].byteOffset, b[k].length);
+      assert.ok(x.every((u, i) => u === y[i]), `${dir}: ${k} differs`);
+    }
+  }
+});
