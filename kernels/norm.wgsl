@@ -11,7 +11,12 @@
 //   backward_dw_partial: 1 partial (nblk, 2C) rw [Σ dy·x̂ | Σ dy] over row blocks of RB rows;
 //                 2 stats; 3 x; 4 dy   (one thread per column, rows in increasing order)
 //   backward_dw_reduce: 1 dw (C) rw (+=); 2 db (C) rw (+=) if LAYER; 3 partial   (blocks in order)
-// Dispatch: forward/backward_dx: (N) workgroups over grid(); partial: (ceil(C/WG), nblk);
+//   forward_rows, backward_dx_rows: forward and backward_dx with one invocation per row (WG
+//                 rows per workgroup, each row summed in increasing index, no workgroup
+//                 reduction and no barrier): for CPU adapters, where barriers between the
+//                 invocations of a row cost more than its arithmetic. Same bindings.
+// Dispatch: forward/backward_dx: (N) workgroups over grid(); the _rows forms ceil(N/WG) over
+//   grid(); partial: (ceil(C/WG), nblk);
 //   reduce: ceil(C/WG).
 // Overrides: WG (threads per workgroup, power of two, default 64), LAYER (default false),
 //   RB (rows per partial block, default 256).
@@ -83,6 +88,44 @@ fn forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: 
   }
 }
 
+@compute @workgroup_size(WG)
+fn forward_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                @builtin(local_invocation_index) lid: u32) {
+  let row = row_id(wid, nwg) * WG + lid;
+  if (row >= p.n) { return; }
+  let base = row * p.c;
+  var s = 0.0;
+  var s2 = 0.0;
+  for (var i = 0u; i < p.c; i++) {
+    let v = x[base + i];
+    s += v;
+    s2 += v * v;
+  }
+  let cf = f32(p.c);
+  var mean = 0.0;
+  var rstd = 0.0;
+  if (LAYER) {
+    mean = s / cf;
+    var d2 = 0.0;
+    for (var i = 0u; i < p.c; i++) {
+      let d = x[base + i] - mean;
+      d2 += d * d;
+    }
+    rstd = inverseSqrt(d2 / cf + p.eps);
+  } else {
+    rstd = inverseSqrt(s2 / cf + p.eps);
+  }
+  for (var i = 0u; i < p.c; i++) {
+    if (LAYER) {
+      y[base + i] = (x[base + i] - mean) * rstd * w[i] + b[i];
+    } else {
+      y[base + i] = x[base + i] * rstd * w[i];
+    }
+  }
+  stats[2u * row] = mean;
+  stats[2u * row + 1u] = rstd;
+}
+
 // ---- backward: input gradient ----
 @group(0) @binding(1) var<storage, read_write> dx: array<f32>;
 @group(0) @binding(2) var<storage, read> bstats: array<f32>;
@@ -111,6 +154,36 @@ fn backward_dx(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
   if (LAYER) { mg = sums.x / cf; }
   let mgx = sums.y / cf;
   for (var i = lid; i < p.c; i += WG) {
+    let xh = (x[base + i] - mean) * rstd;
+    let v = rstd * (w[i] * dy[base + i] - mg - xh * mgx);
+    if (p.acc == 1u) {
+      dx[base + i] = dx[base + i] + v;
+    } else {
+      dx[base + i] = v;
+    }
+  }
+}
+
+@compute @workgroup_size(WG)
+fn backward_dx_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                    @builtin(local_invocation_index) lid: u32) {
+  let row = row_id(wid, nwg) * WG + lid;
+  if (row >= p.n) { return; }
+  let base = row * p.c;
+  let mean = bstats[2u * row];
+  let rstd = bstats[2u * row + 1u];
+  var sg = 0.0;
+  var sgx = 0.0;
+  for (var i = 0u; i < p.c; i++) {
+    let g = w[i] * dy[base + i];
+    sg += g;
+    sgx += g * (x[base + i] - mean) * rstd;
+  }
+  let cf = f32(p.c);
+  var mg = 0.0;
+  if (LAYER) { mg = sg / cf; }
+  let mgx = sgx / cf;
+  for (var i = 0u; i < p.c; i++) {
     let xh = (x[base + i] - mean) * rstd;
     let v = rstd * (w[i] * dy[base + i] - mg - xh * mgx);
     if (p.acc == 1u) {

@@ -12,8 +12,9 @@
  */
 
 import src from "../../kernels/cross_entropy.wgsl" with { type: "text" };
+import rowsSrc from "../../kernels/cross_entropy_rows.wgsl" with { type: "text" };
 import type { Gpu } from "./device.ts";
-import { type Dispatch, grid, planDispatch } from "./kernel.ts";
+import { type Dispatch, flatTexture, grid, planDispatch, TEX_WIDTH } from "./kernel.ts";
 import { type Reduction, withReductions } from "./reduce.ts";
 import { createTensor, type Tensor } from "./tensor.ts";
 
@@ -22,6 +23,8 @@ export const IGNORE_INDEX = -100;
 
 /** Invocations per workgroup (a power of two, needed by the tree reductions). */
 const WG = 256;
+/** Rows (one per invocation) per workgroup of the row-per-invocation kernel (CPU adapters). */
+const ROWS_WG = 64;
 /** Rows per invocation in the first pass of the weighted sum. */
 const ITEMS = 4;
 
@@ -63,7 +66,11 @@ function rowsOf(t: Tensor, op: string): [number, number] {
  * @param lossScale optional loss-scaler state (`loss_scale.ts`, 16-mixed): the gradient is
  *   multiplied by its scale (a power of two: exact); the losses are not.
  * @param reduction the workgroup reductions (default: subgroups where usable, see `reduce.ts`).
- * @returns one dispatch of N workgroups; empty when N is 0.
+ * @param perRow one invocation per row reading the logits from a texture
+ *   (`kernels/cross_entropy_rows.wgsl`), no workgroup reductions: default on a fallback (CPU)
+ *   adapter, where it is several times faster; it sums each row in increasing index, so its
+ *   last bits differ from the workgroup kernel's.
+ * @returns one dispatch of N workgroups (perRow: N / 64); empty when N is 0.
  * @throws Error when V is 0 or shapes or dtypes disagree.
  *
  * @example Mean CE over the non-ignored rows (needs a WebGPU adapter)
@@ -83,6 +90,7 @@ export async function planCrossEntropy(
   weights: Tensor,
   lossScale?: Tensor,
   reduction?: Reduction,
+  perRow = gpu.info.isFallbackAdapter,
 ): Promise<Dispatch[]> {
   const op = `cross-entropy "${logits.label}"`;
   const [N, V] = rowsOf(logits, op);
@@ -91,6 +99,21 @@ export async function planCrossEntropy(
   checkVector(targets, N, "i32", "targets", op);
   checkVector(weights, N, "f32", "weights", op);
   if (N === 0) return [];
+  const texRows = Math.ceil((N * V) / TEX_WIDTH);
+  if (perRow && texRows <= gpu.device.limits.maxTextureDimension2D && logits.offset % 4 === 0) {
+    const label = `${logits.label}.cross_entropy`;
+    const { view, upload } = flatTexture(gpu, logits, N * V, "r32float", label);
+    const d = await planDispatch(gpu, {
+      label,
+      code: rowsSrc,
+      entryPoint: lossScale ? "ce_rows_scaled" : "ce_rows",
+      constants: { WG: ROWS_WG },
+      params: [N, V, 0],
+      bindings: [logits, targets, weights, losses, lossScale ?? null, view],
+      workgroups: grid(gpu, Math.ceil(N / ROWS_WG)),
+    });
+    return [{ ...d, uploads: [upload] }];
+  }
   return [
     await planDispatch(gpu, {
       label: `${logits.label}.cross_entropy`,

@@ -71,13 +71,22 @@ export function planNormForward(
     planDispatch(gpu, {
       label: `${t.y.label}.norm`,
       code,
-      entryPoint: "forward",
+      entryPoint: perRow(gpu) ? "forward_rows" : "forward",
       constants: { WG, LAYER: kind === "layer" ? 1 : 0 },
       params: [N, C, f32(NORM_EPS), 0],
       bindings,
-      workgroups: grid(gpu, N),
+      workgroups: grid(gpu, perRow(gpu) ? Math.ceil(N / WG) : N),
     })
   );
+}
+
+/**
+ * One invocation per row (the `_rows` entry points) on a fallback (CPU) adapter, where the
+ * barriers of a workgroup reduction cost more than a row's arithmetic; one workgroup per row
+ * elsewhere. The two sum a row in different orders (last bits differ between them).
+ */
+function perRow(gpu: Gpu): boolean {
+  return gpu.info.isFallbackAdapter;
 }
 
 /**
@@ -120,11 +129,11 @@ export async function planNormBackward(
   const dx = await planDispatch(gpu, {
     label: `${t.dx.label}.norm_dx`,
     code,
-    entryPoint: "backward_dx",
+    entryPoint: perRow(gpu) ? "backward_dx_rows" : "backward_dx",
     constants: { WG, LAYER },
     params: [N, C, f32(NORM_EPS), t.accumulate ? 1 : 0],
     bindings: [t.dx, t.stats, t.x, t.w, t.dy],
-    workgroups: grid(gpu, N),
+    workgroups: grid(gpu, perRow(gpu) ? Math.ceil(N / WG) : N),
   });
   const part = await planDispatch(gpu, {
     label: `${t.dw.label}.norm_dw_partial`,
