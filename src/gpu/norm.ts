@@ -41,7 +41,11 @@ function dims(x: Tensor, c: number, label: string): number {
  * @param t `y` (N, C) output; `stats` (N, 2) output [mean, rstd]; `x` (N, C) input; `w` (C)
  *   weight; `b` (C) bias, required for LayerNorm.
  * @param reduction the workgroup reductions (default: subgroups where usable, see `reduce.ts`).
- * @returns one dispatch (one workgroup per row).
+ * @param perRow one invocation per row (the `_rows` entry points, no workgroup reduction):
+ *   default on a fallback (CPU) adapter, where the barriers of a reduction cost more than a
+ *   row's arithmetic. It sums each row in increasing index, so its last bits differ from the
+ *   workgroup kernel's.
+ * @returns one dispatch (one workgroup per row, or per 64 rows with perRow).
  *
  * @example Forward and backward (needs a WebGPU adapter)
  * ```ts ignore
@@ -55,6 +59,7 @@ export function planNormForward(
   kind: NormKind,
   t: { y: Tensor; stats: Tensor; x: Tensor; w: Tensor; b?: Tensor },
   reduction?: Reduction,
+  perRow = gpu.info.isFallbackAdapter,
 ): Promise<Dispatch> {
   const C = t.w.numel;
   const N = dims(t.x, C, t.y.label);
@@ -71,22 +76,13 @@ export function planNormForward(
     planDispatch(gpu, {
       label: `${t.y.label}.norm`,
       code,
-      entryPoint: perRow(gpu) ? "forward_rows" : "forward",
+      entryPoint: perRow ? "forward_rows" : "forward",
       constants: { WG, LAYER: kind === "layer" ? 1 : 0 },
       params: [N, C, f32(NORM_EPS), 0],
       bindings,
-      workgroups: grid(gpu, perRow(gpu) ? Math.ceil(N / WG) : N),
+      workgroups: grid(gpu, perRow ? Math.ceil(N / WG) : N),
     })
   );
-}
-
-/**
- * One invocation per row (the `_rows` entry points) on a fallback (CPU) adapter, where the
- * barriers of a workgroup reduction cost more than a row's arithmetic; one workgroup per row
- * elsewhere. The two sum a row in different orders (last bits differ between them).
- */
-function perRow(gpu: Gpu): boolean {
-  return gpu.info.isFallbackAdapter;
 }
 
 /**
@@ -100,6 +96,7 @@ function perRow(gpu: Gpu): boolean {
  *   `dw` (C) and `db` (C, LayerNorm only) accumulated; `dy` (N, C); `x` (N, C) and `w` (C) the
  *   forward inputs; `stats` (N, 2) from the forward.
  * @param reduction the workgroup reductions of dx (default: subgroups where usable).
+ * @param perRow dx with one invocation per row, as for {@linkcode planNormForward}.
  * @returns the dx dispatch, then the partial and reduce dispatches of the weight gradient.
  */
 export async function planNormBackward(
@@ -116,6 +113,7 @@ export async function planNormBackward(
     accumulate?: boolean;
   },
   reduction?: Reduction,
+  perRow = gpu.info.isFallbackAdapter,
 ): Promise<Dispatch[]> {
   const code = await withReductions(gpu, src, reduction);
   const C = t.w.numel;
@@ -129,11 +127,11 @@ export async function planNormBackward(
   const dx = await planDispatch(gpu, {
     label: `${t.dx.label}.norm_dx`,
     code,
-    entryPoint: perRow(gpu) ? "backward_dx_rows" : "backward_dx",
+    entryPoint: perRow ? "backward_dx_rows" : "backward_dx",
     constants: { WG, LAYER },
     params: [N, C, f32(NORM_EPS), t.accumulate ? 1 : 0],
     bindings: [t.dx, t.stats, t.x, t.w, t.dy],
-    workgroups: grid(gpu, perRow(gpu) ? Math.ceil(N / WG) : N),
+    workgroups: grid(gpu, perRow ? Math.ceil(N / WG) : N),
   });
   const part = await planDispatch(gpu, {
     label: `${t.dw.label}.norm_dw_partial`,

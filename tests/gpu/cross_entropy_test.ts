@@ -8,6 +8,10 @@ import {
 } from "../../src/gpu/cross_entropy.ts";
 import type { Reduction } from "../../src/gpu/reduce.ts";
 import { reductionRuns, REDUCTIONS } from "./_reductions.ts";
+
+/** The workgroup reductions, and one invocation per row (the CPU adapters' default). */
+const MODES = [...REDUCTIONS, "rows"] as const;
+type Mode = (typeof MODES)[number];
 import { createTensor, readTensor, uploadTensor } from "../../src/gpu/tensor.ts";
 import { assertClose, randomArray, rng } from "../_util.ts";
 
@@ -63,16 +67,17 @@ async function runCe(
   logits: Float32Array,
   targets: Int32Array,
   weights: Float32Array,
-  reduction?: Reduction,
+  mode: Mode = "tree",
 ) {
   const gpu = await getGpu();
+  const reduction = mode === "rows" ? undefined : mode;
   const tl = uploadTensor(gpu, logits, [N, V], "test.ce.logits");
   const tt = uploadTensor(gpu, targets, [N], "test.ce.targets");
   const tw = uploadTensor(gpu, weights, [N], "test.ce.weights");
   const losses = createTensor(gpu, [N], "test.ce.losses");
   const out = createTensor(gpu, [3], "test.ce.loss_out");
   await run(gpu, [
-    ...await planCrossEntropy(gpu, tl, losses, tt, tw, undefined, reduction),
+    ...await planCrossEntropy(gpu, tl, losses, tt, tw, undefined, reduction, mode === "rows"),
     ...await planWeightedSum(gpu, out, 1, losses, tw, reduction),
   ]);
   return {
@@ -82,13 +87,13 @@ async function runCe(
   };
 }
 
-for (const reduction of REDUCTIONS) {
+for (const mode of MODES) {
   for (const V of [1, 7, 23, 1000]) {
-    for (const N of [1, 5, 37]) {
-      Deno.test(`planCrossEntropy() and planWeightedSum() match float64 at N=${N} V=${V} [${reduction} reductions]`, async () => {
-        if (!await reductionRuns(reduction)) return;
+    for (const N of [1, 5, 37, 130]) {
+      Deno.test(`planCrossEntropy() and planWeightedSum() match float64 at N=${N} V=${V} [${mode}]`, async () => {
+        if (mode !== "rows" && !await reductionRuns(mode)) return;
         const { logits, targets, weights } = makeCase(N, V, 100 * V + N);
-        const got = await runCe(N, V, logits, targets, weights, reduction);
+        const got = await runCe(N, V, logits, targets, weights, mode);
         const ref = crossEntropyCpu(logits, targets, weights, V);
         assertClose(got.losses, ref.losses, `losses N=${N} V=${V}`, 1e-5, 1e-5);
         assertClose(got.grad, ref.grad, `dlogits N=${N} V=${V}`, 1e-6, 1e-4);
@@ -136,17 +141,20 @@ Deno.test("planCrossEntropy() gradient matches finite differences of the weighte
 });
 
 Deno.test("planCrossEntropy() gives NaN for a target outside [0, V)", async () => {
-  const got = await runCe(
-    2,
-    7,
-    randomArray(14, 3),
-    new Int32Array([7, 2]),
-    new Float32Array([1, 1]),
-  );
-  if (!Number.isNaN(got.losses[0]) || !Number.isNaN(got.grad[0])) {
-    throw new Error("expected NaN row 0");
+  for (const mode of ["tree", "rows"] as const) {
+    const got = await runCe(
+      2,
+      7,
+      randomArray(14, 3),
+      new Int32Array([7, 2]),
+      new Float32Array([1, 1]),
+      mode,
+    );
+    if (!Number.isNaN(got.losses[0]) || !Number.isNaN(got.grad[0])) {
+      throw new Error(`expected NaN row 0 [${mode}]`);
+    }
+    if (!Number.isFinite(got.losses[1])) throw new Error(`row 1 must be finite [${mode}]`);
   }
-  if (!Number.isFinite(got.losses[1])) throw new Error("row 1 must be finite");
 });
 
 Deno.test("planWeightedSum() matches float64 and is bit-reproducible at N=70000", async () => {

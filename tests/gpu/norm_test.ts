@@ -7,6 +7,10 @@ import type { Reduction } from "../../src/gpu/reduce.ts";
 import { assertClose, randomArray } from "../_util.ts";
 import { reductionRuns, REDUCTIONS } from "./_reductions.ts";
 
+/** The workgroup reductions, and one invocation per row (the CPU adapters' default). */
+const MODES = [...REDUCTIONS, "rows"] as const;
+type Mode = (typeof MODES)[number];
+
 /** float64 reference forward: y (N, C) and stats (N, 2) = [mean, rstd]. */
 function normRef(
   kind: NormKind,
@@ -100,9 +104,11 @@ async function runNorm(
   C: number,
   seed: number,
   accumulate: boolean,
-  reduction?: Reduction,
+  mode: Mode = "tree",
 ) {
   const gpu = await getGpu();
+  const reduction = mode === "rows" ? undefined : mode;
+  const perRow = mode === "rows";
   const x = randomArray(N * C, seed, -2, 2);
   const w = randomArray(C, seed + 1, 0.5, 1.5);
   const b = randomArray(C, seed + 2);
@@ -123,8 +129,8 @@ async function runNorm(
     dw: uploadTensor(gpu, dw0, [C], `${label}.dw`),
     db: kind === "layer" ? uploadTensor(gpu, db0, [C], `${label}.db`) : undefined,
   };
-  const fwd = await planNormForward(gpu, kind, t, reduction);
-  const bwd = await planNormBackward(gpu, kind, { ...t, accumulate }, reduction);
+  const fwd = await planNormForward(gpu, kind, t, reduction, perRow);
+  const bwd = await planNormBackward(gpu, kind, { ...t, accumulate }, reduction, perRow);
   await run(gpu, [fwd, ...bwd]);
   return {
     x,
@@ -144,17 +150,17 @@ async function runNorm(
 
 const SIZES: [number, number][] = [[1, 1], [7, 7], [37, 37], [129, 130], [600, 37], [3, 1536]];
 
-for (const reduction of REDUCTIONS) {
+for (const mode of MODES) {
   for (const kind of ["rms", "layer"] as const) {
     for (const [N, C] of SIZES) {
       for (const accumulate of [false, true]) {
         const name = kind === "rms" ? "RMSNorm" : "LayerNorm";
         Deno.test(
           `planNormForward()/planNormBackward() ${name} match float64 at N=${N}, C=${C}` +
-            (accumulate ? " (dx +=)" : "") + ` [${reduction} reductions]`,
+            (accumulate ? " (dx +=)" : "") + ` [${mode}]`,
           async () => {
-            if (!await reductionRuns(reduction)) return;
-            const r = await runNorm(kind, N, C, 10 * N + C, accumulate, reduction);
+            if (mode !== "rows" && !await reductionRuns(mode)) return;
+            const r = await runNorm(kind, N, C, 10 * N + C, accumulate, mode);
             const ref = normRef(kind, r.x, r.w, kind === "layer" ? r.b : null, N, C);
             const tag = `${kind} N=${N} C=${C}`;
             assertClose(r.y, ref.y, `${tag} y`, 2e-5, 1e-4);
