@@ -272,6 +272,10 @@ export async function profileBstStep(
     flops(step.flops, total).toFixed(1),
     "",
   ]);
+  // The whole step as one submission, wall clock: what the kernels cost together with the
+  // copies and uploads between them (which the per-kernel timestamps leave out).
+  const whole = await timeOps(gpu, step.ops, { samples: 3, method: "wall" });
+  line(["step as one submission (wall)", "", whole.ms.toFixed(2), "", ""]);
   return {
     shape: s.name,
     n_layer: s.nLayer,
@@ -282,6 +286,7 @@ export async function profileBstStep(
     pairs: step.pairs,
     dispatches: step.ops.length,
     total_ms: Number(total.toFixed(3)),
+    step_wall_ms: Number(whole.ms.toFixed(3)),
     total_gflops: Number(flops(step.flops, total).toFixed(2)),
     kernels: rows,
   };
