@@ -537,7 +537,9 @@ export class PairHead {
       lossSlot: k,
       lossScale: this.withBackward ? this.model.lossScale : undefined,
     });
-    c.ops = [...plan.forward, ...plan.backward];
+    // Without backward (validation, evaluation) only the forward and the loss run: the
+    // backward would still accumulate the head's parameter gradients, wasted work.
+    c.ops = this.withBackward ? [...plan.forward, ...plan.backward] : plan.forward;
     return c;
   }
 
