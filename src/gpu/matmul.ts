@@ -37,7 +37,8 @@
 import reduceSrc from "../../kernels/matmul_reduce.wgsl" with { type: "text" };
 import type { Gpu } from "./device.ts";
 import { type Dispatch, flatTexture, grid, planDispatch, TEX_WIDTH } from "./kernel.ts";
-import { texMatmulWgsl } from "./matmul_tex_wgsl.ts";
+import { type TexMatmulLayout, texMatmulWgsl } from "./matmul_tex_wgsl.ts";
+import { subgroupSize } from "./reduce.ts";
 import {
   checkVariant,
   type MatmulLayout,
@@ -288,7 +289,7 @@ export function checkMatmulPrecision(gpu: Gpu, precision: MatmulPrecision, what:
 const sources = new Map<string, string>();
 
 /** The generated WGSL of a variant and layout (generated once per process). */
-function sourceOf(v: MatmulVariant, layout: MatmulLayout): string {
+function sourceOf(v: MatmulVariant, layout: MatmulLayout & TexMatmulLayout): string {
   const key = `${variantName(v)}|${JSON.stringify(layout)}`;
   let code = sources.get(key);
   if (code === undefined) {
@@ -306,7 +307,13 @@ async function planVariant(gpu: Gpu, s: MatmulSpec, v: MatmulVariant): Promise<D
     s.precision === "f16",
   );
   const flags = (s.accumulate ? 1 : 0) | (s.bias ? 2 : 0);
-  const layout = layoutOf(s);
+  const layout: MatmulLayout & TexMatmulLayout = layoutOf(s);
+  if (v.tex) {
+    // Share A's loads over subgroups where the device has consecutive ones that fit the tile
+    // (see matmul_tex_wgsl.ts): 1.2-1.6x on lavapipe.
+    const sg = await subgroupSize(gpu);
+    if (sg > 0 && layout.vecA && v.wgX % sg === 0 && v.tm % sg === 0) layout.share = sg;
+  }
   const texture = (t: Tensor, elements: number, vec: boolean, label: string) =>
     flatTexture(gpu, t, elements, vec ? "rgba32float" : "r32float", label);
   const a = v.tex ? texture(s.a, s.I * s.R, layout.vecA, `${s.label}.a`) : undefined;

@@ -12,6 +12,7 @@ import {
 } from "../../src/gpu/matmul.ts";
 import { MATMUL_CANDIDATES, SMALL_ROWS_VARIANT } from "../../src/gpu/matmul_tune.ts";
 import { checkVariant, variantName } from "../../src/gpu/matmul_wgsl.ts";
+import { texMatmulWgsl } from "../../src/gpu/matmul_tex_wgsl.ts";
 import { createTensor, readTensor, Tensor, uploadTensor } from "../../src/gpu/tensor.ts";
 import { assertClose, randomArray } from "../_util.ts";
 
@@ -426,4 +427,15 @@ Deno.test("the texture variant uploads both operands before its dispatch, is f32
     assert.equal(h.uploads, undefined);
     await run(gpu, [h]);
   }
+});
+
+Deno.test("texMatmulWgsl() shares A's loads over subgroups only where the tile allows it", () => {
+  const layout = { aTrans: false, bTrans: true, vecA: true, vecB: true, vecC: true, bias: false };
+  const tile = { wgX: 8, wgY: 8, tm: 16, tn: 8 };
+  const shared = texMatmulWgsl(tile, { ...layout, share: 8 });
+  assert.match(shared, /subgroupBroadcast\(al1, 7u\)/);
+  assert.match(shared, /@workgroup_size\(64\)/);
+  assert.doesNotMatch(texMatmulWgsl(tile, layout), /subgroup/);
+  assert.throws(() => texMatmulWgsl(tile, { ...layout, share: 16 }), /Cannot share/);
+  assert.throws(() => texMatmulWgsl(tile, { ...layout, vecA: false, share: 8 }), /Cannot share/);
 });
