@@ -179,6 +179,7 @@ export async function planAdamW(
     constants: { WG },
     params: adamFields(n, t.slot, s),
     bindings: [t.param, t.m, t.v, t.grad, t.norms, ...(t.lossScale ? [t.lossScale] : [])],
+    textureInputs: [4],
     workgroups: grid(gpu, Math.ceil(n / WG)),
   });
   return {

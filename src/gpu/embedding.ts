@@ -111,6 +111,7 @@ export function planEmbeddingBackward(
     constants: { WG },
     params: [dout.numel / C, C, V],
     bindings: [dtable, csr.offsets, csr.items, dout],
+    textureInputs: [2, 3, 4],
     workgroups: grid(gpu, Math.ceil((V * C) / WG)),
   });
 }

@@ -126,6 +126,7 @@ export async function planGatherPairs(
       constants: { WG },
       params: [total, Na, Nb, Ca, Cb, 0, 0, 0],
       bindings: [a, b, ia, ib, out],
+      textureInputs: [1, 2, 3, 4],
       workgroups: grid(gpu, Math.ceil(total / WG)),
     }),
   ];
@@ -153,6 +154,7 @@ async function planScatter(
       constants: { WG },
       params: [total, N, 0, Cd, 0, stride, col0, accumulate ? 1 : 0],
       bindings: [dout, csr.offsets, csr.items, dst],
+      textureInputs: [1, 2, 3],
       workgroups: grid(gpu, Math.ceil(total / WG)),
     }),
   ];

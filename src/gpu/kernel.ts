@@ -65,8 +65,86 @@ fn texel(t: u32) -> vec2<u32> {
 }
 `;
 
-/** Formats of flat textures: 4 f32, 1 f32 or 1 i32 per texel. */
-export type FlatTextureFormat = "rgba32float" | "r32float" | "r32sint";
+/** Formats of flat textures: 4 f32, 1 f32, 1 i32 or 1 u32 per texel. */
+export type FlatTextureFormat = "rgba32float" | "r32float" | "r32sint" | "r32uint";
+
+/** How a read-only storage array of each element type is read from a flat texture instead. */
+const TEXTURE_ELEMENTS: Record<
+  string,
+  { format: FlatTextureFormat; texture: string; pick: string; perTexel: number }
+> = {
+  "f32": { format: "r32float", texture: "texture_2d<f32>", pick: ".x", perTexel: 1 },
+  "i32": { format: "r32sint", texture: "texture_2d<i32>", pick: ".x", perTexel: 1 },
+  "u32": { format: "r32uint", texture: "texture_2d<u32>", pick: ".x", perTexel: 1 },
+  "vec4<f32>": { format: "rgba32float", texture: "texture_2d<f32>", pick: "", perTexel: 4 },
+};
+
+const DECLARATION =
+  /@group\(0\)\s*@binding\((\d+)\)\s*var<storage,\s*read>\s+(\w+)\s*:\s*array<(.+?)>\s*;/g;
+
+/**
+ * Rewrites WGSL so that the read-only storage arrays declared at `bindings` are read from flat
+ * textures ({@linkcode flatTexture}) instead: each declaration `var<storage, read> x:
+ * array<T>` becomes `var x__tex: texture_2d<…>` and every `x[i]` becomes `x__at(u32(i))`, a
+ * `textureLoad` of texel i. Element types f32, i32, u32 and vec4<f32>. For CPU adapters, where a
+ * storage load costs a loop over the SIMD lanes and a texture load is a vector gather.
+ *
+ * @returns the new code and, per rewritten binding, the texture format it needs (a binding
+ *   declared with two element types in the file is left a buffer).
+ * @throws Error when a rewritten array's element type has no texture format. (Other uses than
+ *   indexing, such as `arrayLength`, make the shader fail to compile.)
+ */
+export function textureInputsWgsl(
+  code: string,
+  bindings: readonly number[],
+): { code: string; formats: Map<number, FlatTextureFormat> } {
+  const formats = new Map<number, FlatTextureFormat>();
+  const names: { name: string; pick: string; ret: string }[] = [];
+  // A binding number that entry points declare with different element types stays a buffer
+  // (which declaration the dispatch's entry point uses is not known here).
+  const types = new Map<number, Set<string>>();
+  for (const m of code.matchAll(DECLARATION)) {
+    const b = Number(m[1]);
+    types.set(b, (types.get(b) ?? new Set()).add(m[3].replace(/\s+/g, "")));
+  }
+  let out = code.replace(DECLARATION, (decl, b: string, name: string, elem: string) => {
+    const binding = Number(b);
+    if (!bindings.includes(binding) || types.get(binding)!.size > 1) return decl;
+    const e = TEXTURE_ELEMENTS[elem.replace(/\s+/g, "")];
+    if (!e) throw new Error(`Cannot read array<${elem}> "${name}" from a texture`);
+    formats.set(binding, e.format);
+    names.push({ name, pick: e.pick, ret: elem });
+    return `@group(0) @binding(${binding}) var ${name}__tex: ${e.texture};`;
+  });
+  // Other uses of a rewritten name (arrayLength, a pointer) no longer compile: the shader's
+  // compile error names them. Comments and locals of the same name are left alone.
+  for (const { name } of names) out = replaceIndexing(out, name);
+  if (names.length === 0) return { code, formats };
+  const loaders = names.map(({ name, pick, ret }) =>
+    `fn ${name}__at(i: u32) -> ${ret} {\n  return textureLoad(${name}__tex, texel(i), 0)${pick};\n}\n`
+  );
+  return { code: `${out}\n${TEXEL_WGSL}\n${loaders.join("\n")}`, formats };
+}
+
+/** Replaces every `name[expr]` (brackets balanced) by `name__at(u32(expr))`. */
+function replaceIndexing(code: string, name: string): string {
+  const re = new RegExp(`(?<![\\w.])${name}\\s*\\[`, "g");
+  let result = "";
+  let last = 0;
+  for (let m = re.exec(code); m !== null; m = re.exec(code)) {
+    let depth = 1;
+    let k = m.index + m[0].length;
+    for (; k < code.length && depth > 0; k++) {
+      if (code[k] === "[") depth++;
+      else if (code[k] === "]") depth--;
+    }
+    const inner = code.slice(m.index + m[0].length, k - 1);
+    result += `${code.slice(last, m.index)}${name}__at(u32(${replaceIndexing(inner, name)}))`;
+    last = k;
+    re.lastIndex = k;
+  }
+  return result + code.slice(last);
+}
 
 /**
  * A texture holding the first `elements` elements of `t` in storage order, row after row of
@@ -327,13 +405,45 @@ export interface PlanSpec extends PipelineSpec {
   bindings: readonly (Tensor | GPUBufferBinding | GPUTextureView | null)[];
   /** Workgroup counts; use {@linkcode grid} for 1-D work larger than 65535 groups. */
   workgroups: readonly [number, number?, number?];
+  /**
+   * Binding numbers of read-only storage arrays to read from flat textures on a fallback (CPU)
+   * adapter ({@linkcode textureInputsWgsl}; each tensor is uploaded before every run). Ignored
+   * on other adapters, and for a tensor too large for a texture.
+   */
+  textureInputs?: readonly number[];
 }
+
+const rewritten = new Map<string, ReturnType<typeof textureInputsWgsl>>();
 
 /**
  * Plans one dispatch: pipeline from the cache, a uniform buffer for `params`, and the bind
  * group. Binding errors (wrong dtype usage, unused binding) are thrown naming the label.
  */
 export async function planDispatch(gpu: Gpu, spec: PlanSpec): Promise<Dispatch> {
+  const uploads: TextureUpload[] = [];
+  if (spec.textureInputs?.length && gpu.info.isFallbackAdapter) {
+    const max = gpu.device.limits.maxTextureDimension2D;
+    const fits = spec.textureInputs.filter((b) => {
+      const t = spec.bindings[b - 1];
+      return t instanceof Tensor && t.offset % 16 === 0 && t.numel > 0 &&
+        Math.ceil(t.numel / TEX_WIDTH) <= max;
+    });
+    const key = `${fits.join(",")}|${spec.code}`;
+    let r = rewritten.get(key);
+    if (!r) {
+      r = textureInputsWgsl(spec.code, fits);
+      rewritten.set(key, r);
+    }
+    const bindings = [...spec.bindings];
+    for (const [b, format] of r.formats) {
+      const t = bindings[b - 1] as Tensor;
+      const { view, upload } = flatTexture(gpu, t, t.numel, format, `${spec.label}.${t.label}`);
+      bindings[b - 1] = view;
+      uploads.push(upload);
+    }
+    const d = await planDispatch(gpu, { ...spec, code: r.code, bindings, textureInputs: [] });
+    return uploads.length > 0 ? { ...d, uploads: [...uploads, ...(d.uploads ?? [])] } : d;
+  }
   const pipeline = await getPipeline(gpu, spec);
   const params = createParams(gpu, spec.label, spec.params);
   const entries: GPUBindGroupEntry[] = [{ binding: 0, resource: { buffer: params } }];

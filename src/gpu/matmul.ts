@@ -424,6 +424,7 @@ function planColumnSum(
     constants: { CX, RY },
     params: [nRows, cols, accumulate ? 1 : 0],
     bindings: [out, srcT],
+    textureInputs: [2],
     workgroups: grid(gpu, Math.ceil(cols / CX)),
   });
 }

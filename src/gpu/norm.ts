@@ -80,6 +80,7 @@ export function planNormForward(
       constants: { WG, LAYER: kind === "layer" ? 1 : 0 },
       params: [N, C, f32(NORM_EPS), 0],
       bindings,
+      textureInputs: [3, 4, 5],
       workgroups: grid(gpu, perRow ? Math.ceil(N / WG) : N),
     })
   );
@@ -131,6 +132,7 @@ export async function planNormBackward(
     constants: { WG, LAYER },
     params: [N, C, f32(NORM_EPS), t.accumulate ? 1 : 0],
     bindings: [t.dx, t.stats, t.x, t.w, t.dy],
+    textureInputs: [2, 3, 4, 5],
     workgroups: grid(gpu, perRow ? Math.ceil(N / WG) : N),
   });
   const part = await planDispatch(gpu, {
@@ -140,6 +142,7 @@ export async function planNormBackward(
     constants: { WG, RB },
     params: [N, C, f32(NORM_EPS), 0],
     bindings: [partial, t.stats, t.x, t.dy],
+    textureInputs: [2, 3, 4],
     workgroups: [Math.ceil(C / WG), nblk],
   });
   // RMSNorm has no bias: a scratch stand-in takes the db binding (never written).

@@ -114,6 +114,7 @@ export function planRope(
     constants: { WG },
     params: [N, C, D, inverse ? 1 : 0, maxPositions],
     bindings: [qkv, pos, table],
+    textureInputs: [2, 3],
     workgroups: grid(gpu, Math.ceil((N * C) / WG)),
   });
 }

@@ -48,6 +48,7 @@ export function planSwigluForward(gpu: Gpu, y: Tensor, x: Tensor): Promise<Dispa
     constants: { WG },
     params: [N, H],
     bindings: [y, x],
+    textureInputs: [2],
     workgroups: grid(gpu, Math.ceil((N * H) / WG)),
   });
 }
@@ -73,6 +74,7 @@ export function planSwigluBackward(gpu: Gpu, dx: Tensor, x: Tensor, dy: Tensor):
     constants: { WG },
     params: [N, H],
     bindings: [dx, x, dy],
+    textureInputs: [2, 3],
     workgroups: grid(gpu, Math.ceil((N * H) / WG)),
   });
 }

@@ -1,6 +1,12 @@
 import assert from "node:assert/strict";
 import { getGpu, NO_ADAPTER_MESSAGE } from "../../src/gpu/device.ts";
-import { getPipeline, packParams, planDispatch } from "../../src/gpu/kernel.ts";
+import {
+  getPipeline,
+  packParams,
+  planDispatch,
+  run,
+  textureInputsWgsl,
+} from "../../src/gpu/kernel.ts";
 import {
   BufferPool,
   createTensor,
@@ -79,4 +85,59 @@ Deno.test("pipeline and bind group errors become Errors naming the label", async
     /create bind group "test\.extra_binding"/,
   );
   assert.throws(() => packParams([-1]), /must be a u32/);
+});
+
+Deno.test("textureInputsWgsl() reads the chosen read-only arrays from textures, leaving mixed-type bindings buffers", () => {
+  const code = [
+    "@group(0) @binding(1) var<storage, read_write> out: array<f32>;",
+    "@group(0) @binding(2) var<storage, read> x: array<f32>;",
+    "@group(0) @binding(3) var<storage, read> ids: array<i32>;",
+    "@group(0) @binding(4) var<storage, read> v: array<vec4<f32>>;",
+    "@group(0) @binding(5) var<storage, read> a: array<f32>;",
+    "@group(0) @binding(5) var<storage, read> b: array<i32>;",
+    "fn f(i: u32) { out[i] = x[i + u32(ids[x2[i]])] + v[i].y + a[0] + x [ 1 ]; }",
+  ].join("\n");
+  const r = textureInputsWgsl(code, [2, 3, 4, 5]);
+  assert.deepEqual([...r.formats], [[2, "r32float"], [3, "r32sint"], [4, "rgba32float"]]);
+  assert.match(r.code, /var x__tex: texture_2d<f32>;/);
+  assert.match(r.code, /var ids__tex: texture_2d<i32>;/);
+  assert.match(
+    r.code,
+    /out\[i\] = x__at\(u32\(i \+ u32\(ids__at\(u32\(x2\[i\]\)\)\)\)\) \+ v__at\(u32\(i\)\)\.y/,
+  );
+  assert.match(r.code, /a\[0\] \+ x__at\(u32\( 1 \)\)/);
+  assert.match(r.code, /fn v__at\(i: u32\) -> vec4<f32>/);
+  assert.deepEqual([...textureInputsWgsl(code, []).formats], []);
+});
+
+Deno.test("planDispatch() with textureInputs uploads those tensors on a CPU adapter and computes the same", async () => {
+  const gpu = await getGpu();
+  const code = `
+struct Params { n: u32 }
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read_write> out: array<f32>;
+@group(0) @binding(2) var<storage, read> x: array<f32>;
+@group(0) @binding(3) var<storage, read> idx: array<i32>;
+@compute @workgroup_size(64)
+fn main(@builtin(global_invocation_id) g: vec3<u32>) {
+  if (g.x < p.n) { out[g.x] = 2.0 * x[u32(idx[g.x])]; }
+}`;
+  const n = 3000; // three rows of a flat texture
+  const x = uploadTensor(gpu, Float32Array.from({ length: n }, (_, i) => i / 7), [n], "t.x");
+  const idx = uploadTensor(gpu, Int32Array.from({ length: n }, (_, i) => (i * 37) % n), [n], "t.i");
+  const out = createTensor(gpu, [n], "t.out");
+  const d = await planDispatch(gpu, {
+    label: "t.texin",
+    code,
+    params: [n],
+    bindings: [out, x, idx],
+    textureInputs: [2, 3],
+    workgroups: [Math.ceil(n / 64)],
+  });
+  assert.equal(d.uploads?.length ?? 0, gpu.info.isFallbackAdapter ? 2 : 0);
+  await run(gpu, [d]);
+  const got = await readTensor(gpu, out);
+  for (let i = 0; i < n; i++) {
+    assert.equal(got[i], Math.fround(2 * Math.fround(((i * 37) % n) / 7)));
+  }
 });
