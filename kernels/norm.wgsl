@@ -45,6 +45,41 @@ fn row_id(wid: vec3<u32>, nwg: vec3<u32>) -> u32 {
 @group(0) @binding(4) var<storage, read> w: array<f32>;
 @group(0) @binding(5) var<storage, read> b: array<f32>;
 
+// Each invocation of a row handles its elements start, start + step, … in increasing order:
+// (lane, WG) in the workgroup forms, (0, 1) in the _rows forms.
+
+// Σ x and Σ x² over this invocation's elements of the row at base.
+fn row_sums(base: u32, start: u32, step: u32) -> vec2<f32> {
+  var s = 0.0;
+  var s2 = 0.0;
+  for (var i = start; i < p.c; i += step) {
+    let v = x[base + i];
+    s += v;
+    s2 += v * v;
+  }
+  return vec2<f32>(s, s2);
+}
+
+// Σ (x − mean)² over this invocation's elements (LayerNorm's two-pass variance).
+fn centered_sq(base: u32, mean: f32, start: u32, step: u32) -> f32 {
+  var d2 = 0.0;
+  for (var i = start; i < p.c; i += step) {
+    let d = x[base + i] - mean;
+    d2 += d * d;
+  }
+  return d2;
+}
+
+fn write_y(base: u32, mean: f32, rstd: f32, start: u32, step: u32) {
+  for (var i = start; i < p.c; i += step) {
+    if (LAYER) {
+      y[base + i] = (x[base + i] - mean) * rstd * w[i] + b[i];
+    } else {
+      y[base + i] = x[base + i] * rstd * w[i];
+    }
+  }
+}
+
 @compute @workgroup_size(WG)
 fn forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
            lane: Lane) {
@@ -52,36 +87,19 @@ fn forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: 
   if (row >= p.n) { return; }
   let lid = lane.lid;
   let base = row * p.c;
-  var s = 0.0;
-  var s2 = 0.0;
-  for (var i = lid; i < p.c; i += WG) {
-    let v = x[base + i];
-    s += v;
-    s2 += v * v;
-  }
-  let sums = wg_sum2(lane, vec2<f32>(s, s2));
+  let sums = wg_sum2(lane, row_sums(base, lid, WG));
   let cf = f32(p.c);
   var mean = 0.0;
   var rstd = 0.0;
   if (LAYER) {
     mean = sums.x / cf;
     // Two-pass variance for accuracy: Σ (x - mean)².
-    var d2 = 0.0;
-    for (var i = lid; i < p.c; i += WG) {
-      let d = x[base + i] - mean;
-      d2 += d * d;
-    }
+    let d2 = centered_sq(base, mean, lid, WG);
     rstd = inverseSqrt(wg_sum2(lane, vec2<f32>(0.0, d2)).y / cf + p.eps);
   } else {
     rstd = inverseSqrt(sums.y / cf + p.eps);
   }
-  for (var i = lid; i < p.c; i += WG) {
-    if (LAYER) {
-      y[base + i] = (x[base + i] - mean) * rstd * w[i] + b[i];
-    } else {
-      y[base + i] = x[base + i] * rstd * w[i];
-    }
-  }
+  write_y(base, mean, rstd, lid, WG);
   if (lid == 0u) {
     stats[2u * row] = mean;
     stats[2u * row + 1u] = rstd;
@@ -94,34 +112,17 @@ fn forward_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
   let row = row_id(wid, nwg) * WG + lid;
   if (row >= p.n) { return; }
   let base = row * p.c;
-  var s = 0.0;
-  var s2 = 0.0;
-  for (var i = 0u; i < p.c; i++) {
-    let v = x[base + i];
-    s += v;
-    s2 += v * v;
-  }
+  let sums = row_sums(base, 0u, 1u);
   let cf = f32(p.c);
   var mean = 0.0;
   var rstd = 0.0;
   if (LAYER) {
-    mean = s / cf;
-    var d2 = 0.0;
-    for (var i = 0u; i < p.c; i++) {
-      let d = x[base + i] - mean;
-      d2 += d * d;
-    }
-    rstd = inverseSqrt(d2 / cf + p.eps);
+    mean = sums.x / cf;
+    rstd = inverseSqrt(centered_sq(base, mean, 0u, 1u) / cf + p.eps);
   } else {
-    rstd = inverseSqrt(s2 / cf + p.eps);
+    rstd = inverseSqrt(sums.y / cf + p.eps);
   }
-  for (var i = 0u; i < p.c; i++) {
-    if (LAYER) {
-      y[base + i] = (x[base + i] - mean) * rstd * w[i] + b[i];
-    } else {
-      y[base + i] = x[base + i] * rstd * w[i];
-    }
-  }
+  write_y(base, mean, rstd, 0u, 1u);
   stats[2u * row] = mean;
   stats[2u * row + 1u] = rstd;
 }
@@ -130,6 +131,35 @@ fn forward_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
 @group(0) @binding(1) var<storage, read_write> dx: array<f32>;
 @group(0) @binding(2) var<storage, read> bstats: array<f32>;
 @group(0) @binding(5) var<storage, read> dy: array<f32>;
+
+// g = w·dy, x̂ = (x − mean)·rstd: Σ g and Σ g·x̂ over this invocation's elements.
+fn dx_sums(base: u32, mean: f32, rstd: f32, start: u32, step: u32) -> vec2<f32> {
+  var sg = 0.0;
+  var sgx = 0.0;
+  for (var i = start; i < p.c; i += step) {
+    let g = w[i] * dy[base + i];
+    sg += g;
+    sgx += g * (x[base + i] - mean) * rstd;
+  }
+  return vec2<f32>(sg, sgx);
+}
+
+// dx = rstd · (g − mean(g) − x̂ · mean(g·x̂)) (mean(g) only for LayerNorm), written or added.
+fn write_dx(base: u32, mean: f32, rstd: f32, sums: vec2<f32>, start: u32, step: u32) {
+  let cf = f32(p.c);
+  var mg = 0.0;
+  if (LAYER) { mg = sums.x / cf; }
+  let mgx = sums.y / cf;
+  for (var i = start; i < p.c; i += step) {
+    let xh = (x[base + i] - mean) * rstd;
+    let v = rstd * (w[i] * dy[base + i] - mg - xh * mgx);
+    if (p.acc == 1u) {
+      dx[base + i] = dx[base + i] + v;
+    } else {
+      dx[base + i] = v;
+    }
+  }
+}
 
 @compute @workgroup_size(WG)
 fn backward_dx(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
@@ -140,28 +170,8 @@ fn backward_dx(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
   let base = row * p.c;
   let mean = bstats[2u * row];
   let rstd = bstats[2u * row + 1u];
-  // g = w·dy, x̂ = (x − mean)·rstd: sums of g and g·x̂.
-  var sg = 0.0;
-  var sgx = 0.0;
-  for (var i = lid; i < p.c; i += WG) {
-    let g = w[i] * dy[base + i];
-    sg += g;
-    sgx += g * (x[base + i] - mean) * rstd;
-  }
-  let sums = wg_sum2(lane, vec2<f32>(sg, sgx));
-  let cf = f32(p.c);
-  var mg = 0.0;
-  if (LAYER) { mg = sums.x / cf; }
-  let mgx = sums.y / cf;
-  for (var i = lid; i < p.c; i += WG) {
-    let xh = (x[base + i] - mean) * rstd;
-    let v = rstd * (w[i] * dy[base + i] - mg - xh * mgx);
-    if (p.acc == 1u) {
-      dx[base + i] = dx[base + i] + v;
-    } else {
-      dx[base + i] = v;
-    }
-  }
+  let sums = wg_sum2(lane, dx_sums(base, mean, rstd, lid, WG));
+  write_dx(base, mean, rstd, sums, lid, WG);
 }
 
 @compute @workgroup_size(WG)
@@ -172,26 +182,7 @@ fn backward_dx_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgrou
   let base = row * p.c;
   let mean = bstats[2u * row];
   let rstd = bstats[2u * row + 1u];
-  var sg = 0.0;
-  var sgx = 0.0;
-  for (var i = 0u; i < p.c; i++) {
-    let g = w[i] * dy[base + i];
-    sg += g;
-    sgx += g * (x[base + i] - mean) * rstd;
-  }
-  let cf = f32(p.c);
-  var mg = 0.0;
-  if (LAYER) { mg = sg / cf; }
-  let mgx = sgx / cf;
-  for (var i = 0u; i < p.c; i++) {
-    let xh = (x[base + i] - mean) * rstd;
-    let v = rstd * (w[i] * dy[base + i] - mg - xh * mgx);
-    if (p.acc == 1u) {
-      dx[base + i] = dx[base + i] + v;
-    } else {
-      dx[base + i] = v;
-    }
-  }
+  write_dx(base, mean, rstd, dx_sums(base, mean, rstd, 0u, 1u), 0u, 1u);
 }
 
 // ---- backward: weight (and bias) gradient, partial sums over row blocks ----

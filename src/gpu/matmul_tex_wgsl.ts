@@ -35,7 +35,7 @@
  */
 
 import { TEX_WIDTH, TEXEL_WGSL } from "./kernel.ts";
-import { storeWgsl } from "./matmul_wgsl.ts";
+import { type MatmulLayout, storeWgsl } from "./matmul_wgsl.ts";
 
 /** Tile shape of the texture-operand kernel. */
 export interface TexMatmulTile {
@@ -49,17 +49,9 @@ export interface TexMatmulTile {
   tn: number;
 }
 
-/** Storage orders and vector widths (the fields of `MatmulLayout` this kernel reads). */
-export interface TexMatmulLayout {
-  aTrans: boolean;
-  bTrans: boolean;
-  /** A's texture is rgba32float (its contiguous dimension is a multiple of 4). */
-  vecA: boolean;
-  /** B's texture is rgba32float. */
-  vecB: boolean;
-  /** Read and write C (and the bias) as vec4: needs J % 4 == 0. */
-  vecC: boolean;
-  bias: boolean;
+/** Storage orders and vector widths: the fields of `MatmulLayout` this kernel reads, and sharing. */
+export interface TexMatmulLayout
+  extends Pick<MatmulLayout, "aTrans" | "bTrans" | "vecA" | "vecB" | "vecC" | "bias"> {
   /**
    * Subgroup size to share A's loads over (0 or absent: every invocation loads its own). The
    * invocations of a subgroup (consecutive invocation indices, within one row of the

@@ -94,9 +94,13 @@ export type MatmulTableEntry = TuneTableEntry;
 export const MATMUL_TABLE: readonly MatmulTableEntry[] = Object.freeze([
   {
     adapter: "^llvmpipe",
-    // 512^3 forward, GFLOP per CPU-second of the process (the machine was shared, so wall
-    // times were noisy): 128x128_t16x16_k8 1.41, 64x64_t16x16 1.03-1.14, 128x128_t8x8_k8 0.79,
-    // 64x64_t8x8_k16 0.75-0.80, 64x64_t4x8 0.51, 64x64_t4x4_k16 0.38-0.40.
+    // Texture operands (matmul_tex_wgsl.ts), 2026-11-27, at the text head's shapes (3328 x 1000 x
+    // 64 forward / input grad / weight grad, ms): 128x64_t16x8_tex 39 / 34 / 34 (with A's loads
+    // shared over subgroups 33 / 28 / 27) against 128x128_t16x16_k8 161 / 292 / 295; other
+    // texture tiles (8x8, 4x8, 16x16, 32x8 outputs per invocation; 4x4, 16x4 invocations) were
+    // slower. Among workgroup-memory tiles (512^3 forward, GFLOP per CPU-second):
+    // 128x128_t16x16_k8 1.41, 64x64_t16x16 1.03-1.14, 128x128_t8x8_k8 0.79, 64x64_t8x8_k16
+    // 0.75-0.80, 64x64_t4x8 0.51, 64x64_t4x4_k16 0.38-0.40.
     measured: "Mesa lavapipe, LLVM 15.0.6, 256-bit vectors, 2 cores (2026-11-27)",
     default: "128x64_t16x8_tex",
   },
