@@ -8,11 +8,13 @@
 //
 // Entry points: ce_rows, ce_rows_scaled. Bindings (0 is the uniform Params): 1 logits (N,V) rw
 // (written with dlogits; read only through binding 6), 2 targets (N) i32, 3 weights (N),
-// 4 losses (N) rw, 5 scale_state (ce_rows_scaled), 6 texture of the logits (N·V texels).
+// 4 losses (N) rw, 5 scale_state (ce_rows_scaled), 6 texture of the logits: N·V/4 rgba32float
+// texels with VEC (V % 4 == 0: a quarter of the loads), else N·V r32float texels.
 // Dispatch: ceil(N / WG) workgroups laid out by grid() (row = (wid.x + wid.y · nwg.x) · WG +
 // lid). Each row's sums run in increasing index: bit-reproducible.
 
 override WG: u32 = 64u;
+override VEC: bool = false;
 
 const IGNORE_INDEX: i32 = -100;
 const NEG_INF: f32 = -3.0e38;
@@ -32,8 +34,15 @@ struct Params {
 @group(0) @binding(5) var<storage, read> scale_state: array<i32>;
 @group(0) @binding(6) var logits: texture_2d<f32>;
 
+// Texel t of the logits' texture.
+fn texel_at(t: u32) -> vec4<f32> {
+  return textureLoad(logits, vec2<u32>(t % TEX_WIDTH, t / TEX_WIDTH), 0);
+}
+
+// Logit f (flat index).
 fn logit(f: u32) -> f32 {
-  return textureLoad(logits, vec2<u32>(f % TEX_WIDTH, f / TEX_WIDTH), 0).x;
+  if (VEC) { return texel_at(f / 4u)[f % 4u]; }
+  return texel_at(f).x;
 }
 
 fn ce_row(n: u32, seed: f32) {
@@ -43,16 +52,43 @@ fn ce_row(n: u32, seed: f32) {
   let valid = t >= 0 && u32(t) < p.V;
   let xt = logit(base + select(0u, u32(t), valid));
   var m = NEG_INF;
-  for (var v = 0u; v < p.V; v++) { m = max(m, logit(base + v)); }
   var s = 0.0;
-  for (var v = 0u; v < p.V; v++) { s += exp(logit(base + v) - m); }
+  if (VEC) {
+    // The same terms in the same order, four per load.
+    let b4 = base / 4u;
+    for (var k = 0u; k < p.V / 4u; k++) {
+      let x = texel_at(b4 + k);
+      m = max(max(m, max(x.x, x.y)), max(x.z, x.w));
+    }
+    for (var k = 0u; k < p.V / 4u; k++) {
+      let e = exp(texel_at(b4 + k) - m);
+      s += e.x;
+      s += e.y;
+      s += e.z;
+      s += e.w;
+    }
+  } else {
+    for (var v = 0u; v < p.V; v++) { m = max(m, logit(base + v)); }
+    for (var v = 0u; v < p.V; v++) { s += exp(logit(base + v) - m); }
+  }
   let lse = m + log(s);
   var w = weights[n] * seed;
   if (ignored) { w = 0.0; }
   if (!ignored && !valid) { w = bitcast<f32>(0x7fc00000u); }
-  for (var v = 0u; v < p.V; v++) {
-    let g = exp(logit(base + v) - lse) - select(0.0, 1.0, valid && v == u32(t));
-    dlogits[base + v] = w * g;
+  if (VEC) {
+    let b4 = base / 4u;
+    for (var k = 0u; k < p.V / 4u; k++) {
+      let e = exp(texel_at(b4 + k) - lse);
+      for (var c = 0u; c < 4u; c++) {
+        let v = 4u * k + c;
+        dlogits[base + v] = w * (e[c] - select(0.0, 1.0, valid && v == u32(t)));
+      }
+    }
+  } else {
+    for (var v = 0u; v < p.V; v++) {
+      let g = exp(logit(base + v) - lse) - select(0.0, 1.0, valid && v == u32(t));
+      dlogits[base + v] = w * g;
+    }
   }
   var loss = lse - xt;
   if (ignored) { loss = 0.0; }

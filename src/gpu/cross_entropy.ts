@@ -99,15 +99,17 @@ export async function planCrossEntropy(
   checkVector(targets, N, "i32", "targets", op);
   checkVector(weights, N, "f32", "weights", op);
   if (N === 0) return [];
-  const texRows = Math.ceil((N * V) / TEX_WIDTH);
+  const texRows = Math.ceil((N * V) / TEX_WIDTH); // at most: r32float, one logit a texel
   if (perRow && texRows <= gpu.device.limits.maxTextureDimension2D && logits.offset % 4 === 0) {
     const label = `${logits.label}.cross_entropy`;
-    const { view, upload } = flatTexture(gpu, logits, N * V, "r32float", label);
+    const vec = V % 4 === 0 && logits.offset % 16 === 0;
+    const format = vec ? "rgba32float" : "r32float";
+    const { view, upload } = flatTexture(gpu, logits, N * V, format, label);
     const d = await planDispatch(gpu, {
       label,
       code: rowsSrc,
       entryPoint: lossScale ? "ce_rows_scaled" : "ce_rows",
-      constants: { WG: ROWS_WG },
+      constants: { WG: ROWS_WG, VEC: vec ? 1 : 0 },
       params: [N, V, 0],
       bindings: [logits, targets, weights, losses, lossScale ?? null, view],
       workgroups: grid(gpu, Math.ceil(N / ROWS_WG)),
