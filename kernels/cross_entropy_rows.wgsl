@@ -11,14 +11,14 @@
 // 4 losses (N) rw, 5 scale_state (ce_rows_scaled), 6 texture of the logits: N·V/4 rgba32float
 // texels with VEC (V % 4 == 0: a quarter of the loads), else N·V r32float texels.
 // Dispatch: ceil(N / WG) workgroups laid out by grid() (row = (wid.x + wid.y · nwg.x) · WG +
-// lid). Each row's sums run in increasing index: bit-reproducible.
+// lid). Each row's sums run in increasing index: bit-reproducible. The planner appends
+// `fn texel(t)` (TEXEL_WGSL of src/gpu/kernel.ts: the coordinates of texel t).
 
 override WG: u32 = 64u;
 override VEC: bool = false;
 
 const IGNORE_INDEX: i32 = -100;
 const NEG_INF: f32 = -3.0e38;
-const TEX_WIDTH: u32 = 1024u;
 
 struct Params {
   N: u32,
@@ -36,7 +36,7 @@ struct Params {
 
 // Texel t of the logits' texture.
 fn texel_at(t: u32) -> vec4<f32> {
-  return textureLoad(logits, vec2<u32>(t % TEX_WIDTH, t / TEX_WIDTH), 0);
+  return textureLoad(logits, texel(t), 0);
 }
 
 // Logit f (flat index).

@@ -14,7 +14,14 @@
 import src from "../../kernels/cross_entropy.wgsl" with { type: "text" };
 import rowsSrc from "../../kernels/cross_entropy_rows.wgsl" with { type: "text" };
 import type { Gpu } from "./device.ts";
-import { type Dispatch, flatTexture, grid, planDispatch, TEX_WIDTH } from "./kernel.ts";
+import {
+  type Dispatch,
+  flatTexture,
+  flatTextureFits,
+  grid,
+  planDispatch,
+  TEXEL_WGSL,
+} from "./kernel.ts";
 import { type Reduction, withReductions } from "./reduce.ts";
 import { createTensor, type Tensor } from "./tensor.ts";
 
@@ -99,15 +106,14 @@ export async function planCrossEntropy(
   checkVector(targets, N, "i32", "targets", op);
   checkVector(weights, N, "f32", "weights", op);
   if (N === 0) return [];
-  const texRows = Math.ceil((N * V) / TEX_WIDTH); // at most: r32float, one logit a texel
-  if (perRow && texRows <= gpu.device.limits.maxTextureDimension2D && logits.offset % 4 === 0) {
+  if (perRow && flatTextureFits(gpu, logits, N * V, "r32float")) {
     const label = `${logits.label}.cross_entropy`;
     const vec = V % 4 === 0 && logits.offset % 16 === 0;
     const format = vec ? "rgba32float" : "r32float";
     const { view, upload } = flatTexture(gpu, logits, N * V, format, label);
     const d = await planDispatch(gpu, {
       label,
-      code: rowsSrc,
+      code: `${rowsSrc}\n${TEXEL_WGSL}`,
       entryPoint: lossScale ? "ce_rows_scaled" : "ce_rows",
       constants: { WG: ROWS_WG, VEC: vec ? 1 : 0 },
       params: [N, V, 0],

@@ -71,12 +71,12 @@ export type FlatTextureFormat = "rgba32float" | "r32float" | "r32sint" | "r32uin
 /** How a read-only storage array of each element type is read from a flat texture instead. */
 const TEXTURE_ELEMENTS: Record<
   string,
-  { format: FlatTextureFormat; texture: string; pick: string; perTexel: number }
+  { format: FlatTextureFormat; texture: string; pick: string }
 > = {
-  "f32": { format: "r32float", texture: "texture_2d<f32>", pick: ".x", perTexel: 1 },
-  "i32": { format: "r32sint", texture: "texture_2d<i32>", pick: ".x", perTexel: 1 },
-  "u32": { format: "r32uint", texture: "texture_2d<u32>", pick: ".x", perTexel: 1 },
-  "vec4<f32>": { format: "rgba32float", texture: "texture_2d<f32>", pick: "", perTexel: 4 },
+  "f32": { format: "r32float", texture: "texture_2d<f32>", pick: ".x" },
+  "i32": { format: "r32sint", texture: "texture_2d<i32>", pick: ".x" },
+  "u32": { format: "r32uint", texture: "texture_2d<u32>", pick: ".x" },
+  "vec4<f32>": { format: "rgba32float", texture: "texture_2d<f32>", pick: "" },
 };
 
 const DECLARATION =
@@ -146,6 +146,30 @@ function replaceIndexing(code: string, name: string): string {
   return result + code.slice(last);
 }
 
+/** Elements of a flat texture's format per texel. */
+function perTexel(format: FlatTextureFormat): number {
+  return format === "rgba32float" ? 4 : 1;
+}
+
+/** Rows of {@linkcode TEX_WIDTH} texels a flat texture of `elements` elements needs. */
+function flatTextureHeight(elements: number, format: FlatTextureFormat): number {
+  return Math.max(1, Math.ceil(Math.ceil(elements / perTexel(format)) / TEX_WIDTH));
+}
+
+/**
+ * Whether {@linkcode flatTexture} can hold `elements` elements of `t` in `format`: the texture
+ * is no taller than the adapter allows and the tensor's offset is a multiple of the texel size.
+ */
+export function flatTextureFits(
+  gpu: Gpu,
+  t: Tensor,
+  elements: number,
+  format: FlatTextureFormat,
+): boolean {
+  return flatTextureHeight(elements, format) <= gpu.device.limits.maxTextureDimension2D &&
+    t.offset % (4 * perTexel(format)) === 0;
+}
+
 /**
  * A texture holding the first `elements` elements of `t` in storage order, row after row of
  * {@linkcode TEX_WIDTH} texels (4 elements per texel for rgba32float, else 1), and the upload
@@ -163,13 +187,13 @@ export function flatTexture(
   format: FlatTextureFormat,
   label: string,
 ): { view: GPUTextureView; upload: TextureUpload } {
-  const per = format === "rgba32float" ? 4 : 1;
+  const per = perTexel(format);
   const texels = Math.ceil(elements / per);
   const rows = Math.floor(texels / TEX_WIDTH);
   const lastWidth = texels - rows * TEX_WIDTH;
-  const height = Math.max(1, rows + (lastWidth > 0 ? 1 : 0));
+  const height = flatTextureHeight(elements, format);
   const max = gpu.device.limits.maxTextureDimension2D;
-  if (height > max || t.offset % (4 * per) !== 0) {
+  if (!flatTextureFits(gpu, t, elements, format)) {
     throw new Error(
       `Cannot plan "${label}" as a texture: ${elements} elements need ${height} rows of ` +
         `${TEX_WIDTH} texels (the adapter allows ${max}) at a ${4 * per}-byte-aligned offset`,
@@ -420,13 +444,13 @@ const rewritten = new Map<string, ReturnType<typeof textureInputsWgsl>>();
  * group. Binding errors (wrong dtype usage, unused binding) are thrown naming the label.
  */
 export async function planDispatch(gpu: Gpu, spec: PlanSpec): Promise<Dispatch> {
-  const uploads: TextureUpload[] = [];
   if (spec.textureInputs?.length && gpu.info.isFallbackAdapter) {
-    const max = gpu.device.limits.maxTextureDimension2D;
+    // The format is known only after the rewrite: fit the widest texel's alignment (16 bytes)
+    // and the tallest texture (one element a texel).
     const fits = spec.textureInputs.filter((b) => {
       const t = spec.bindings[b - 1];
       return t instanceof Tensor && t.offset % 16 === 0 && t.numel > 0 &&
-        Math.ceil(t.numel / TEX_WIDTH) <= max;
+        flatTextureFits(gpu, t, t.numel, "r32float");
     });
     const key = `${fits.join(",")}|${spec.code}`;
     let r = rewritten.get(key);
@@ -435,6 +459,7 @@ export async function planDispatch(gpu: Gpu, spec: PlanSpec): Promise<Dispatch> 
       rewritten.set(key, r);
     }
     const bindings = [...spec.bindings];
+    const uploads: TextureUpload[] = [];
     for (const [b, format] of r.formats) {
       const t = bindings[b - 1] as Tensor;
       const { view, upload } = flatTexture(gpu, t, t.numel, format, `${spec.label}.${t.label}`);

@@ -36,7 +36,7 @@
 
 import reduceSrc from "../../kernels/matmul_reduce.wgsl" with { type: "text" };
 import type { Gpu } from "./device.ts";
-import { type Dispatch, flatTexture, grid, planDispatch, TEX_WIDTH } from "./kernel.ts";
+import { type Dispatch, flatTexture, flatTextureFits, grid, planDispatch } from "./kernel.ts";
 import { type TexMatmulLayout, texMatmulWgsl } from "./matmul_tex_wgsl.ts";
 import { subgroupSize } from "./reduce.ts";
 import {
@@ -315,7 +315,7 @@ async function planVariant(gpu: Gpu, s: MatmulSpec, v: MatmulVariant): Promise<D
     if (sg > 0 && layout.vecA && v.wgX % sg === 0 && v.tm % sg === 0) layout.share = sg;
   }
   const texture = (t: Tensor, elements: number, vec: boolean, label: string) =>
-    flatTexture(gpu, t, elements, vec ? "rgba32float" : "r32float", label);
+    flatTexture(gpu, t, elements, operandFormat(vec), label);
   const a = v.tex ? texture(s.a, s.I * s.R, layout.vecA, `${s.label}.a`) : undefined;
   const b = v.tex ? texture(s.b, s.R * s.J, layout.vecB, `${s.label}.b`) : undefined;
   const d = await planDispatch(gpu, {
@@ -388,14 +388,16 @@ async function chooseVariant(gpu: Gpu, s: MatmulSpec): Promise<MatmulVariant> {
  */
 const TEX_FALLBACK = MATMUL_CANDIDATES["128x128_t16x16_k8"];
 
-/** Whether both operands of `s` fit a texture {@linkcode TEX_WIDTH} texels wide. */
+/** The texture format of an operand read as vec4 (`vec`) or one element at a time. */
+function operandFormat(vec: boolean): "rgba32float" | "r32float" {
+  return vec ? "rgba32float" : "r32float";
+}
+
+/** Whether both operands of `s` fit flat textures (see `flatTexture` in `kernel.ts`). */
 function texFits(gpu: Gpu, s: MatmulSpec): boolean {
   const { vecA, vecB } = layoutOf(s);
-  const height = (elements: number, vec: boolean) =>
-    Math.ceil(elements / (vec ? 4 : 1) / TEX_WIDTH);
-  const max = gpu.device.limits.maxTextureDimension2D;
-  return height(s.I * s.R, vecA) <= max && height(s.R * s.J, vecB) <= max &&
-    s.a.offset % 16 === 0 && s.b.offset % 16 === 0;
+  return flatTextureFits(gpu, s.a, s.I * s.R, operandFormat(vecA)) &&
+    flatTextureFits(gpu, s.b, s.R * s.J, operandFormat(vecB));
 }
 
 async function planMatmul(gpu: Gpu, s: MatmulSpec): Promise<Dispatch> {

@@ -4,7 +4,14 @@
 import { getGpu } from "../../src/gpu/device.ts";
 import { type Reduction, subgroupReductions } from "../../src/gpu/reduce.ts";
 
-export const REDUCTIONS: readonly Reduction[] = ["tree", "subgroup"];
+export const REDUCTIONS = ["tree", "subgroup"] as const satisfies readonly Reduction[];
+
+/**
+ * The workgroup reductions, and one invocation per row (the CPU adapters' default form of the
+ * cross-entropy and norm kernels).
+ */
+export const MODES = [...REDUCTIONS, "rows"] as const;
+export type Mode = (typeof MODES)[number];
 
 /**
  * Whether variant `r` runs on this adapter (the tree always). Mesa's lavapipe must have the

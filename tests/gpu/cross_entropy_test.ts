@@ -6,12 +6,7 @@ import {
   planLogSoftmax,
   planWeightedSum,
 } from "../../src/gpu/cross_entropy.ts";
-import type { Reduction } from "../../src/gpu/reduce.ts";
-import { reductionRuns, REDUCTIONS } from "./_reductions.ts";
-
-/** The workgroup reductions, and one invocation per row (the CPU adapters' default). */
-const MODES = [...REDUCTIONS, "rows"] as const;
-type Mode = (typeof MODES)[number];
+import { type Mode, MODES, reductionRuns, REDUCTIONS } from "./_reductions.ts";
 import { createTensor, readTensor, uploadTensor } from "../../src/gpu/tensor.ts";
 import { assertClose, randomArray, rng } from "../_util.ts";
 

@@ -3,13 +3,8 @@ import { getGpu } from "../../src/gpu/device.ts";
 import { run } from "../../src/gpu/kernel.ts";
 import { NORM_EPS, type NormKind, planNormBackward, planNormForward } from "../../src/gpu/norm.ts";
 import { createTensor, readTensor, uploadTensor } from "../../src/gpu/tensor.ts";
-import type { Reduction } from "../../src/gpu/reduce.ts";
 import { assertClose, randomArray } from "../_util.ts";
-import { reductionRuns, REDUCTIONS } from "./_reductions.ts";
-
-/** The workgroup reductions, and one invocation per row (the CPU adapters' default). */
-const MODES = [...REDUCTIONS, "rows"] as const;
-type Mode = (typeof MODES)[number];
+import { type Mode, MODES, reductionRuns } from "./_reductions.ts";
 
 /** float64 reference forward: y (N, C) and stats (N, 2) = [mean, rstd]. */
 function normRef(
