@@ -27,7 +27,8 @@
  *
  * The JSON names the kernel variants that ran: `matmul_variants` and `attention_variants` (per
  * key, the variant and whether it came from the checked-in table, the tuning cache, or was tuned
- * now).
+ * now). The inference figure plans matmuls for every row count of its rollouts, so it counts
+ * its own new shapes per variant instead (`infer.matmul_variants`).
  *
  * Permissions: read (for `--tokenizer FILE`); write `out/tune` (the tuning caches when
  * `BST_CACHE_DIR` points there); env (`XDG_RUNTIME_DIR`, `DENO_WEBGPU_BACKEND`, `BST_CACHE_DIR`).
@@ -119,9 +120,11 @@ kernel by kernel and prints the table (ms, GFLOP/s, share) on stderr and in the 
 sets its rows per step (default 64 for small; 256 for paper, 16 on a CPU adapter). The JSON also
 lists the matmul variant used per shape (matmul_variants) and the attention variant per pass
 (attention_variants: rows per workgroup and lanes per row, e.g. r64_l4), each from the
-checked-in table or tuned at first use on adapters it does not list. --tokenizer FILE runs only the tokenizer figure (no
-adapter needed): the TinyStories tokenizer encodes FILE's stories (separated by <|endoftext|>
-lines) one at a time; prints MB/s of the first pass and the median of --repeats passes.
+checked-in table or tuned at first use on adapters it does not list; the inference figure's
+shapes (every row count of its rollouts) are counted per variant in infer.matmul_variants.
+--tokenizer FILE runs only the tokenizer figure (no adapter needed): the TinyStories tokenizer
+encodes FILE's stories (separated by <|endoftext|> lines) one at a time; prints MB/s of the first
+pass and the median of --repeats passes.
 Progress goes to stderr.`,
 });
 const repeats = values.repeats;
@@ -248,6 +251,8 @@ const report: Record<string, unknown> = {
   timing: gpu.info.features.includes("timestamp-query") ? "timestamp" : "wall",
   repeats,
 };
+/** The shapes `matmul_variants` lists (all, unless the infer figure summarized its own). */
+let matmulShapes: Set<string> | undefined;
 try {
   if (profileShape) {
     const rows = batch ??
@@ -270,12 +275,27 @@ try {
       );
       report.bst = await benchBstSteps(gpu, repeats, shapes, values.precision as ModelPrecision);
     }
-    if (want("infer")) report.infer = await benchInfer(gpu, repeats);
+    if (want("infer")) {
+      // The rollouts plan matmuls for every row count up to the block size (re-encoding:
+      // thousands of shapes): the infer figure counts its new shapes per variant instead of
+      // listing them beside the timed parts' shapes.
+      const before = new Set(Object.keys(matmulTuner(gpu).choices()));
+      const infer: Record<string, unknown> = await benchInfer(gpu, repeats);
+      const counts: Record<string, number> = {};
+      for (const [key, variant] of Object.entries(matmulTuner(gpu).choices())) {
+        if (!before.has(key)) counts[variant] = (counts[variant] ?? 0) + 1;
+      }
+      infer.matmul_variants = counts;
+      report.infer = infer;
+      matmulShapes = before;
+    }
   }
 } catch (e) {
   console.error(`error: ${(e as Error).message}`);
   Deno.exit(1);
 }
-report.matmul_variants = matmulTuner(gpu).choices();
+report.matmul_variants = Object.fromEntries(
+  Object.entries(matmulTuner(gpu).choices()).filter(([key]) => matmulShapes?.has(key) ?? true),
+);
 report.attention_variants = attentionTuner(gpu).choices();
 console.log(JSON.stringify(report));
