@@ -153,7 +153,7 @@ export class BstSampler {
 
   /** Runs both encoders on one sequence and returns its plan (states in outF/outB). */
   private async encode(seq: number[]) {
-    const enc = await this.model.encoders(1, seq.length);
+    const enc = await this.model.encoders(1, seq.length, false);
     enc.setTokens(new Int32Array(seq));
     await run(this.model.gpu, enc.forward);
     return enc;

@@ -27,7 +27,7 @@ type StepLogits = (tokens: Int32Array, count: number) => Promise<Float32Array>;
 
 /** The lone-EOS states (depend on the weights only): encoded once per decode. */
 async function eosStates(model: BST) {
-  const eos = await model.encoders(1, 1);
+  const eos = await model.encoders(1, 1, false);
   eos.setTokens(new Int32Array([model.config.eosTokenId]));
   await run(model.gpu, eos.forward);
   return eos;
@@ -61,7 +61,7 @@ function bstLastLogits(model: BST): LastLogits {
   const eosPlan = eosStates(model);
   return async (seq, rows, len) => {
     const eos = await eosPlan;
-    const enc = await model.encoders(rows, len);
+    const enc = await model.encoders(rows, len, false);
     enc.setTokens(seq);
     await run(model.gpu, [...enc.forward, ...enc.copyEosStates(eos)]);
     let head = heads.get(len);

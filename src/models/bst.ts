@@ -152,9 +152,14 @@ export class BST extends FlatParams {
     };
   }
 
-  /** The encoders planned for batches of `rows` rows of `seqLen` tokens (cached). */
-  encoders(rows: number, seqLen: number): Promise<EncoderPlan> {
-    return this.cached(`encoders${rows}x${seqLen}`, () => EncoderPlan.create(this, rows, seqLen));
+  /**
+   * The encoders planned for batches of `rows` rows of `seqLen` tokens (cached). With
+   * `withBackward` false (inference) the plan has no backward ops: no backward kernel is
+   * compiled or bound. Training and the validation that shares its plan keep the default.
+   */
+  encoders(rows: number, seqLen: number, withBackward = true): Promise<EncoderPlan> {
+    const key = `encoders${rows}x${seqLen}${withBackward ? "" : "_fwd"}`;
+    return this.cached(key, () => EncoderPlan.create(this, rows, seqLen, withBackward));
   }
 
   /**
@@ -208,6 +213,7 @@ export class BST extends FlatParams {
     tokens: Int32Array,
     pairs: PairList,
   ): Promise<Op[]> {
+    if (!enc.withBackward) throw new Error(`${enc.label} was planned without backward`);
     enc.setTokens(tokens);
     const chunks = await head.setPairs(pairs);
     return [...enc.zeroDout, ...enc.forward, ...chunks, ...enc.backward];
@@ -252,7 +258,7 @@ export class BST extends FlatParams {
     into: Readback,
     use: (losses: { next: Float64Array; prev: Float64Array }) => void,
   ): Promise<Op[]> {
-    const eos = await this.encoders(1, 1);
+    const eos = await this.encoders(1, 1, false); // the lone EOS: never trained
     eos.setTokens(new Int32Array([this.config.eosTokenId]));
     const enc = await this.encoders(rows, seqLen);
     enc.setTokens(tokens);
@@ -350,7 +356,10 @@ export class EncoderPlan implements StateTables {
   readonly doutB: Tensor;
   /** Forward ops: embedding, forward stack, backward stack. */
   forward: Op[] = [];
-  /** Backward ops: both stacks in reverse, each followed by the embedding backward. */
+  /**
+   * Backward ops: both stacks in reverse, each followed by the embedding backward (empty in a
+   * plan made without backward, see `withBackward`).
+   */
   backward: Op[] = [];
   /** Ops zeroing doutF and doutB. */
   zeroDout: Op[] = [];
@@ -360,6 +369,8 @@ export class EncoderPlan implements StateTables {
     readonly rows: number,
     readonly seqLen: number,
     readonly label: string,
+    /** Whether the backward was planned (false: forward only, for inference). */
+    readonly withBackward: boolean,
   ) {
     const gpu = model.gpu;
     const cfg = model.config;
@@ -373,11 +384,17 @@ export class EncoderPlan implements StateTables {
     this.doutB = createTensor(gpu, [N + 1, C], `${label}.dout_b`);
   }
 
-  /** Plans both encoders for (rows, seqLen). */
-  static async create(model: BST, rows: number, seqLen: number): Promise<EncoderPlan> {
+  /** Plans both encoders for (rows, seqLen), with their backward unless `withBackward` is false. */
+  static async create(
+    model: BST,
+    rows: number,
+    seqLen: number,
+    withBackward = true,
+  ): Promise<EncoderPlan> {
     const gpu = model.gpu;
     const cfg = model.config;
-    const e = new EncoderPlan(model, rows, seqLen, `${model.label}.enc${rows}x${seqLen}`);
+    const label = `${model.label}.enc${rows}x${seqLen}${withBackward ? "" : "_fwd"}`;
+    const e = new EncoderPlan(model, rows, seqLen, label, withBackward);
     const N = e.n;
     const shape: BlockShape = {
       rows,
@@ -387,6 +404,7 @@ export class EncoderPlan implements StateTables {
       hidden: model.hidden,
       norm: model.norm,
       precision: model.matmulPrecision,
+      forwardOnly: !withBackward,
     };
     const stack = (dir: "f" | "b"): TrunkStack => ({
       name: `transformer_${dir}`,
@@ -409,7 +427,9 @@ export class EncoderPlan implements StateTables {
     );
     e.forward = trunk.forward;
     e.backward = trunk.backward;
-    e.zeroDout = [await planFill(gpu, e.doutF, 0), await planFill(gpu, e.doutB, 0)];
+    if (withBackward) {
+      e.zeroDout = [await planFill(gpu, e.doutF, 0), await planFill(gpu, e.doutB, 0)];
+    }
     return e;
   }
 

@@ -32,17 +32,26 @@ export interface AttentionLayerArgs {
   direction: AttentionDirection;
 }
 
-/** Plans the attention layer; the row log-sum-exp (rows, H, seqLen) is kept for backward. */
-export async function planAttentionLayer(gpu: Gpu, a: AttentionLayerArgs): Promise<LayerPlan> {
+/**
+ * Plans the attention layer; the row log-sum-exp (rows, H, seqLen) is kept for backward
+ * (without `withBackward` the forward only).
+ */
+export async function planAttentionLayer(
+  gpu: Gpu,
+  a: AttentionLayerArgs,
+  withBackward = true,
+): Promise<LayerPlan> {
   const C = a.out.shape[a.out.shape.length - 1];
   const qkv = a.qkv.reshape([a.rows, a.seqLen, 3 * C]);
   const out = a.out.reshape([a.rows, a.seqLen, C]);
-  const dqkv = a.dqkv.reshape([a.rows, a.seqLen, 3 * C]);
-  const dout = a.dout.reshape([a.rows, a.seqLen, C]);
   const doc = a.doc.reshape([a.rows, a.seqLen]);
   const lse = createTensor(gpu, [a.rows, a.nHead, a.seqLen], `${a.out.label}.lse`);
+  const forward = await planAttentionForward(gpu, out, lse, qkv, doc, a.nHead, a.direction);
+  if (!withBackward) return { forward, backward: [] };
+  const dqkv = a.dqkv.reshape([a.rows, a.seqLen, 3 * C]);
+  const dout = a.dout.reshape([a.rows, a.seqLen, C]);
   return {
-    forward: await planAttentionForward(gpu, out, lse, qkv, doc, a.nHead, a.direction),
+    forward,
     backward: await planAttentionBackward(
       gpu,
       dqkv,

@@ -60,6 +60,11 @@ export interface BlockShape {
   norm: NormKind;
   /** Precision of the Linear matmuls (default "f32"; "f16" under 16-mixed). */
   precision?: MatmulPrecision;
+  /**
+   * Plan the forward only (inference, evaluation that never trains): every layer's `backward`
+   * is empty, and no backward kernel is compiled or bound. Default false.
+   */
+  forwardOnly?: boolean;
 }
 
 /**
@@ -112,6 +117,7 @@ export async function planBlock(
 ): Promise<LayerPlan> {
   const N = shape.rows * shape.seqLen;
   const C = shape.nEmbd;
+  const bw = !shape.forwardOnly;
   const act = (name: string, width: number) => createTensor(gpu, [N, width], `${label}.${name}`);
   const ln1 = act("ln1", C); // (N, C)
   const qkv = act("qkv", 3 * C); // (N, 3C) after RoPE
@@ -128,7 +134,7 @@ export async function planBlock(
     dy: s.dln,
     dx: io.dres,
     accumulateDx: true,
-  });
+  }, bw);
   const cAttn = await planLinear(gpu, {
     x: ln1,
     y: qkv,
@@ -136,14 +142,14 @@ export async function planBlock(
     dy: s.dqkv,
     dx: s.dln,
     scratch: s.splitK,
-  }, { precision: shape.precision });
+  }, { precision: shape.precision, backward: bw });
   const rope = await planRopeLayer(gpu, {
     qkv,
     dqkv: s.dqkv,
     pos: io.pos,
     nHead: shape.nHead,
     maxPositions: shape.seqLen + 1,
-  });
+  }, bw);
   const attn = await planAttentionLayer(gpu, {
     qkv,
     out: att,
@@ -154,7 +160,7 @@ export async function planBlock(
     seqLen: shape.seqLen,
     nHead: shape.nHead,
     direction: io.direction,
-  });
+  }, bw);
   const cProj = await planLinear(gpu, {
     x: att,
     y: xMid,
@@ -162,7 +168,7 @@ export async function planBlock(
     dy: io.dres,
     dx: s.datt,
     scratch: s.splitK,
-  }, { residual: true, precision: shape.precision });
+  }, { residual: true, precision: shape.precision, backward: bw });
   const norm2 = await planNorm(gpu, `${label}.ln_2`, shape.norm, {
     x: xMid,
     y: ln2,
@@ -170,7 +176,7 @@ export async function planBlock(
     dy: s.dln,
     dx: io.dres,
     accumulateDx: true,
-  });
+  }, bw);
   const gateUp = await planLinear(gpu, {
     x: ln2,
     y: gu,
@@ -178,8 +184,8 @@ export async function planBlock(
     dy: s.dgu,
     dx: s.dln,
     scratch: s.splitK,
-  }, { precision: shape.precision });
-  const swiglu = await planSwigluLayer(gpu, { x: gu, y: sw, dy: s.dsw, dx: s.dgu });
+  }, { precision: shape.precision, backward: bw });
+  const swiglu = await planSwigluLayer(gpu, { x: gu, y: sw, dy: s.dsw, dx: s.dgu }, bw);
   const down = await planLinear(gpu, {
     x: sw,
     y: io.y,
@@ -187,7 +193,7 @@ export async function planBlock(
     dy: io.dres,
     dx: s.dsw,
     scratch: s.splitK,
-  }, { residual: true, precision: shape.precision });
+  }, { residual: true, precision: shape.precision, backward: bw });
 
   // The residual copies: forward x_mid = x (then += proj), y = x_mid (then += down). Their
   // backward is the identity on dres, so they have no backward dispatches.

@@ -15,9 +15,10 @@ import type { LayerPlan } from "./layer.ts";
 export async function planEmbeddingLayer(
   gpu: Gpu,
   t: { tokens: Tensor; table: Tensor; dtable: Tensor; out: Tensor; dout: Tensor; csr: CsrTensors },
+  withBackward = true,
 ): Promise<LayerPlan> {
   return {
     forward: [await planEmbeddingForward(gpu, t.out, t.tokens, t.table)],
-    backward: [await planEmbeddingBackward(gpu, t.dtable, t.dout, t.csr)],
+    backward: withBackward ? [await planEmbeddingBackward(gpu, t.dtable, t.dout, t.csr)] : [],
   };
 }

@@ -72,7 +72,7 @@ export async function planStack(
       dy: io.dout,
       dx: io.dres,
       accumulateDx: false,
-    }),
+    }, !shape.forwardOnly),
   );
   return sequence(plans);
 }

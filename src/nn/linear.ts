@@ -64,6 +64,8 @@ export interface LinearOptions {
    * f16 inputs, f32 storage and totals (see `src/gpu/matmul.ts`).
    */
   precision?: MatmulPrecision;
+  /** Plan the backward (default true; false: forward only, `backward` empty). */
+  backward?: boolean;
 }
 
 /**
@@ -85,6 +87,7 @@ export async function planLinear(
       precision: options.precision,
     }),
   ];
+  if (options.backward === false) return { forward, backward: [] };
   const backward = flat(
     await planLinearBackwardWeight(gpu, {
       dw: t.dw,

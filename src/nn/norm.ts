@@ -26,17 +26,23 @@ export interface NormTensors {
   accumulateDx: boolean;
 }
 
-/** Plans a norm layer: forward `y = norm(x)`, backward dx and dw (db). */
+/**
+ * Plans a norm layer: forward `y = norm(x)`, backward dx and dw (db); without `withBackward`
+ * the forward only.
+ */
 export async function planNorm(
   gpu: Gpu,
   label: string,
   kind: NormKind,
   t: NormTensors,
+  withBackward = true,
 ): Promise<LayerPlan> {
   const C = t.w.numel;
   const stats = createTensor(gpu, [t.x.numel / C, 2], `${label}.stats`); // (N, 2) [mean, rstd]
+  const forward = [await planNormForward(gpu, kind, { y: t.y, stats, x: t.x, w: t.w, b: t.b })];
+  if (!withBackward) return { forward, backward: [] };
   return {
-    forward: [await planNormForward(gpu, kind, { y: t.y, stats, x: t.x, w: t.w, b: t.b })],
+    forward,
     backward: await planNormBackward(gpu, kind, {
       dx: t.dx,
       dw: t.dw,

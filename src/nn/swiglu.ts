@@ -13,9 +13,10 @@ import type { LayerPlan } from "./layer.ts";
 export async function planSwigluLayer(
   gpu: Gpu,
   t: { x: Tensor; y: Tensor; dy: Tensor; dx: Tensor },
+  withBackward = true,
 ): Promise<LayerPlan> {
   return {
     forward: [await planSwigluForward(gpu, t.y, t.x)],
-    backward: [await planSwigluBackward(gpu, t.dx, t.x, t.dy)],
+    backward: withBackward ? [await planSwigluBackward(gpu, t.dx, t.x, t.dy)] : [],
   };
 }

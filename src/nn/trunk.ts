@@ -159,7 +159,7 @@ export interface TrunkStack {
  * every stack over the embedding output.
  *
  * @returns forward: embedding, then the stacks in order; backward: the stacks in reverse, each
- * followed by the embedding backward.
+ * followed by the embedding backward (empty with `shape.forwardOnly`).
  */
 export async function planTrunk(
   gpu: Gpu,
@@ -181,7 +181,7 @@ export async function planTrunk(
     out: emb,
     dout: dres,
     csr: inputs.embCsr,
-  });
+  }, !shape.forwardOnly);
   const plans: LayerPlan[] = [];
   for (const s of stacks) {
     plans.push(

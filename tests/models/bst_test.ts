@@ -44,6 +44,44 @@ Deno.test("BST encoders match the PyTorch fixture (fwd_emb, bwd_emb)", async () 
   assertClose(b, expected("expected.bwd_emb"), "bwd_emb", 1e-4, 1e-3);
 });
 
+Deno.test("BST encoders planned without backward: the same states bit for bit, no backward ops", async () => {
+  const model = await fixtureModel();
+  const states = async (withBackward: boolean) => {
+    const enc = await model.encoders(B, T, withBackward);
+    enc.setTokens(tokens);
+    await run(model.gpu, enc.forward);
+    return {
+      enc,
+      f: await readTensor(model.gpu, enc.outF),
+      b: await readTensor(model.gpu, enc.outB),
+    };
+  };
+  const full = await states(true);
+  const fwd = await states(false);
+  assert.notEqual(fwd.enc, full.enc); // cached apart
+  assert.equal(await model.encoders(B, T, false), fwd.enc);
+  assert.deepEqual(fwd.f, full.f);
+  assert.deepEqual(fwd.b, full.b);
+  assert.equal(fwd.enc.forward.length, full.enc.forward.length);
+  assert.ok(full.enc.backward.length > 0 && full.enc.zeroDout.length === 2);
+  assert.equal(fwd.enc.backward.length, 0);
+  assert.equal(fwd.enc.zeroDout.length, 0);
+  const head = model.pairHead(fwd.enc, 64, false);
+  const pairs = {
+    count: 0,
+    fIndex: new Int32Array(),
+    bIndex: new Int32Array(),
+    nextTarget: new Int32Array(),
+    prevTarget: new Int32Array(),
+    nextWeight: new Float32Array(),
+    prevWeight: new Float32Array(),
+  };
+  await assert.rejects(
+    () => model.planMicroStep(fwd.enc, head, tokens, pairs),
+    /planned without backward/,
+  );
+});
+
 Deno.test("BST evaluationLoss() matches the PyTorch fixture per row", async () => {
   const model = await fixtureModel();
   model.setParameters(fixtureParams(model, fixture, true));
