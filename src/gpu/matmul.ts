@@ -56,6 +56,7 @@ import {
   matmulTuneKey,
   MatmulTuner,
   SMALL_ROWS,
+  SMALL_ROWS_TEX_VARIANT,
   SMALL_ROWS_VARIANT,
 } from "./matmul_tune.ts";
 import { createTensor, Tensor } from "./tensor.ts";
@@ -354,12 +355,14 @@ export function setMatmulTuner(gpu: Gpu, tuner: MatmulTuner): void {
 }
 
 /**
- * The variant for `s`: as given; for at most `SMALL_ROWS` output rows the small-row tile; else
- * from the tuner (timing candidates on scratch tensors).
+ * The variant for `s`: as given; for at most `SMALL_ROWS` output rows the small-row tile (its
+ * texture form on CPU adapters); else from the tuner (timing candidates on scratch tensors).
  */
 async function chooseVariant(gpu: Gpu, s: MatmulSpec): Promise<MatmulVariant> {
   if (s.variant) return s.variant;
-  if (s.I <= SMALL_ROWS) return SMALL_ROWS_VARIANT;
+  if (s.I <= SMALL_ROWS) {
+    return gpu.info.isFallbackAdapter ? SMALL_ROWS_TEX_VARIANT : SMALL_ROWS_VARIANT;
+  }
   const key = matmulTuneKey(s.pattern, s.I, s.J, s.R, s.precision ?? "f32");
   let scratch: Tensor[] | undefined;
   const { variant } = await matmulTuner(gpu).choose(key, async (v) => {
@@ -384,7 +387,8 @@ async function chooseVariant(gpu: Gpu, s: MatmulSpec): Promise<MatmulVariant> {
 
 /**
  * Where a texture variant cannot run (the f16 flavour, or operands taller than the adapter's
- * largest texture), the workgroup-memory tile that was the CPU adapter's choice before it.
+ * largest texture), the workgroup-memory tile that was the CPU adapter's choice before it (the
+ * small-row tile for small products).
  */
 const TEX_FALLBACK = MATMUL_CANDIDATES["128x128_t16x16_k8"];
 
@@ -403,7 +407,9 @@ function texFits(gpu: Gpu, s: MatmulSpec): boolean {
 async function planMatmul(gpu: Gpu, s: MatmulSpec): Promise<Dispatch> {
   checkMatmulPrecision(gpu, s.precision ?? "f32", `Matmul "${s.label}"`);
   let v = await chooseVariant(gpu, s);
-  if (v.tex && (s.precision === "f16" || !texFits(gpu, s))) v = TEX_FALLBACK;
+  if (v.tex && (s.precision === "f16" || !texFits(gpu, s))) {
+    v = s.I <= SMALL_ROWS ? SMALL_ROWS_VARIANT : TEX_FALLBACK;
+  }
   const d = await planVariant(gpu, s, v);
   return { ...d, flops: matmulFlops(s.I, s.R, s.J) };
 }

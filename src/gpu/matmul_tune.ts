@@ -81,6 +81,21 @@ export const SMALL_ROWS_VARIANT: Readonly<MatmulVariant> = Object.freeze({
   bk: 16,
 });
 
+/**
+ * {@linkcode SMALL_ROWS_VARIANT}'s tile with its operands read from textures
+ * (`matmul_tex_wgsl.ts`), for CPU adapters: there a decoding step's small products cost mostly
+ * loads from storage buffers, each a loop over the SIMD lanes (the text head's gate/up product
+ * of one pair, 1 × 128 × 768, took 1.7 ms). The same numbers as every variant.
+ */
+export const SMALL_ROWS_TEX_VARIANT: Readonly<MatmulVariant> = Object.freeze({
+  wgX: 16,
+  wgY: 1,
+  tm: 4,
+  tn: 4,
+  bk: 4,
+  tex: true,
+});
+
 /** Output rows up to which {@linkcode SMALL_ROWS_VARIANT} runs. */
 export const SMALL_ROWS = 4;
 

@@ -10,7 +10,11 @@ import {
   planLinearForward,
   weightGradSplit,
 } from "../../src/gpu/matmul.ts";
-import { MATMUL_CANDIDATES, SMALL_ROWS_VARIANT } from "../../src/gpu/matmul_tune.ts";
+import {
+  MATMUL_CANDIDATES,
+  SMALL_ROWS_TEX_VARIANT,
+  SMALL_ROWS_VARIANT,
+} from "../../src/gpu/matmul_tune.ts";
 import { checkVariant, variantName } from "../../src/gpu/matmul_wgsl.ts";
 import { texMatmulWgsl } from "../../src/gpu/matmul_tex_wgsl.ts";
 import { createTensor, readTensor, Tensor, uploadTensor } from "../../src/gpu/tensor.ts";
@@ -204,6 +208,7 @@ for (const [M, K, N] of SIZES) {
 const VARIANTS: MatmulVariant[] = [
   ...Object.values(MATMUL_CANDIDATES),
   SMALL_ROWS_VARIANT,
+  SMALL_ROWS_TEX_VARIANT,
   { wgX: 3, wgY: 5, tm: 4, tn: 8, bk: 4 },
   { wgX: 1, wgY: 1, tm: 8, tn: 4, bk: 32 },
 ];
@@ -254,7 +259,12 @@ Deno.test("Linear plans are bit-identical whichever variant runs", async () => {
     const tdy = uploadTensor(gpu, randomArray(M * N, 33), [M, N], "test.dy");
     const tb = uploadTensor(gpu, randomArray(N, 34), [N], "test.b");
     let first: Uint32Array[] | undefined;
-    for (const variant of [...Object.values(MATMUL_CANDIDATES), SMALL_ROWS_VARIANT]) {
+    const variants = [
+      ...Object.values(MATMUL_CANDIDATES),
+      SMALL_ROWS_VARIANT,
+      SMALL_ROWS_TEX_VARIANT,
+    ];
+    for (const variant of variants) {
       const out = createTensor(gpu, [M, N], "test.out");
       const dx = createTensor(gpu, [M, K], "test.dx");
       const dw = createTensor(gpu, [N, K], "test.dw");
