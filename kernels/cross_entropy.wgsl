@@ -22,14 +22,14 @@
 // wsum_final: one workgroup.
 // Every reduction is a per-invocation loop in increasing index followed by a workgroup
 // reduction (wg_max, wg_sum: reduce.wgsl's fixed binary tree or reduce_subgroup.wgsl's subgroup
-// operations, appended by the planner), so results are bit-reproducible on one adapter.
+// operations, appended by the planner), so results are bit-reproducible on one adapter. The
+// planner also appends the target rules (IGNORE_INDEX, by_target) of cross_entropy_target.wgsl.
 // Overrides: WG (invocations per workgroup, a power of two, default 256), ITEMS (rows per
 // invocation in wsum_partial, default 4).
 
 override WG: u32 = 256u;
 override ITEMS: u32 = 4u;
 
-const IGNORE_INDEX: i32 = -100;
 const NEG_INF: f32 = -3.0e38;
 
 struct Params {
@@ -75,19 +75,12 @@ fn ce_row(n: u32, lane: Lane, seed: f32) {
   s = wg_sum(lane, s);
   let lse = m + log(s);
 
-  var w = weights[n] * seed;
-  if (ignored) { w = 0.0; }
-  if (!ignored && !valid) { w = bitcast<f32>(0x7fc00000u); }
+  let w = by_target(weights[n] * seed, ignored, valid);
   for (var v = lid; v < p.V; v += WG) {
     let g = exp(logits[base + v] - lse) - select(0.0, 1.0, valid && v == u32(t));
     logits[base + v] = w * g;
   }
-  if (lid == 0u) {
-    var loss = lse - xt;
-    if (ignored) { loss = 0.0; }
-    if (!ignored && !valid) { loss = bitcast<f32>(0x7fc00000u); }
-    losses_w[n] = loss;
-  }
+  if (lid == 0u) { losses_w[n] = by_target(lse - xt, ignored, valid); }
 }
 
 @compute @workgroup_size(WG)

@@ -12,12 +12,12 @@
 // texels with VEC (V % 4 == 0: a quarter of the loads), else N·V r32float texels.
 // Dispatch: ceil(N / WG) workgroups laid out by grid() (row = (wid.x + wid.y · nwg.x) · WG +
 // lid). Each row's sums run in increasing index: bit-reproducible. The planner appends
-// `fn texel(t)` (TEXEL_WGSL of src/gpu/kernel.ts: the coordinates of texel t).
+// `fn texel(t)` (TEXEL_WGSL of src/gpu/kernel.ts: the coordinates of texel t) and the target
+// rules (IGNORE_INDEX, by_target) of cross_entropy_target.wgsl.
 
 override WG: u32 = 64u;
 override VEC: bool = false;
 
-const IGNORE_INDEX: i32 = -100;
 const NEG_INF: f32 = -3.0e38;
 
 struct Params {
@@ -72,9 +72,7 @@ fn ce_row(n: u32, seed: f32) {
     for (var v = 0u; v < p.V; v++) { s += exp(logit(base + v) - m); }
   }
   let lse = m + log(s);
-  var w = weights[n] * seed;
-  if (ignored) { w = 0.0; }
-  if (!ignored && !valid) { w = bitcast<f32>(0x7fc00000u); }
+  let w = by_target(weights[n] * seed, ignored, valid);
   if (VEC) {
     let b4 = base / 4u;
     for (var k = 0u; k < p.V / 4u; k++) {
@@ -90,10 +88,7 @@ fn ce_row(n: u32, seed: f32) {
       dlogits[base + v] = w * g;
     }
   }
-  var loss = lse - xt;
-  if (ignored) { loss = 0.0; }
-  if (!ignored && !valid) { loss = bitcast<f32>(0x7fc00000u); }
-  losses[n] = loss;
+  losses[n] = by_target(lse - xt, ignored, valid);
 }
 
 @compute @workgroup_size(WG)

@@ -13,6 +13,7 @@
 
 import src from "../../kernels/cross_entropy.wgsl" with { type: "text" };
 import rowsSrc from "../../kernels/cross_entropy_rows.wgsl" with { type: "text" };
+import targetSrc from "../../kernels/cross_entropy_target.wgsl" with { type: "text" };
 import type { Gpu } from "./device.ts";
 import {
   type Dispatch,
@@ -34,6 +35,8 @@ const WG = 256;
 const ROWS_WG = 64;
 /** Rows per invocation in the first pass of the weighted sum. */
 const ITEMS = 4;
+/** cross_entropy.wgsl with the target rules it shares with the per-row kernel. */
+const CE_SRC = `${src}\n${targetSrc}`;
 
 function expect(ok: boolean, message: string): void {
   if (!ok) throw new Error(message);
@@ -113,7 +116,7 @@ export async function planCrossEntropy(
     const { view, upload } = flatTexture(gpu, logits, N * V, format, label);
     const d = await planDispatch(gpu, {
       label,
-      code: `${rowsSrc}\n${TEXEL_WGSL}`,
+      code: `${rowsSrc}\n${TEXEL_WGSL}\n${targetSrc}`,
       entryPoint: lossScale ? "ce_rows_scaled" : "ce_rows",
       constants: { WG: ROWS_WG, VEC: vec ? 1 : 0 },
       params: [N, V, 0],
@@ -125,7 +128,7 @@ export async function planCrossEntropy(
   return [
     await planDispatch(gpu, {
       label: `${logits.label}.cross_entropy`,
-      code: await withReductions(gpu, src, reduction),
+      code: await withReductions(gpu, CE_SRC, reduction),
       entryPoint: lossScale ? "ce_fused_scaled" : "ce_fused",
       constants: { WG },
       params: [N, V, 0],
@@ -172,7 +175,7 @@ export async function planWeightedSum(
     list.push(
       await planDispatch(gpu, {
         label: `${lossOut.label}.wsum_partial`,
-        code: await withReductions(gpu, src, reduction),
+        code: await withReductions(gpu, CE_SRC, reduction),
         entryPoint: "wsum_partial",
         constants: { WG, ITEMS },
         params: [N, 0, 0],
@@ -184,7 +187,7 @@ export async function planWeightedSum(
   list.push(
     await planDispatch(gpu, {
       label: `${lossOut.label}.wsum_final`,
-      code: await withReductions(gpu, src, reduction),
+      code: await withReductions(gpu, CE_SRC, reduction),
       entryPoint: "wsum_final",
       constants: { WG },
       params: [groups, 0, slot],
@@ -225,7 +228,7 @@ export async function planLogSoftmax(
   return [
     await planDispatch(gpu, {
       label: `${y.label}.log_softmax`,
-      code: await withReductions(gpu, src, reduction),
+      code: await withReductions(gpu, CE_SRC, reduction),
       entryPoint: "log_softmax",
       constants: { WG },
       params: [N, V, 0],
