@@ -262,6 +262,7 @@ async function planPass(gpu: Gpu, s: PassSpec, variant: AttentionVariant): Promi
   const d = await planDispatch(gpu, {
     label: s.label,
     code: sourceOf(gpu, Math.ceil(D / 4), v),
+    variant: attentionVariantName(v),
     entryPoint: s.pass,
     params: [B, T, H, D, s.direction === "backward" ? 1 : 0, f32(1 / Math.sqrt(D))],
     bindings,

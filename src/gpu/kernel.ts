@@ -347,6 +347,88 @@ export interface PipelineSpec {
   constants?: Record<string, number>;
   /** Label for messages, e.g. "matmul". */
   label: string;
+  /**
+   * Which generated or rewritten form of its kernel `code` is (a matmul tile such as
+   * `128x128_t16x16_k8`, `tex_inputs_2`), for messages and `deno task wgsl`.
+   */
+  variant?: string;
+}
+
+/**
+ * One WGSL module exactly as this process handed it to `createShaderModule`: what
+ * `deno task wgsl` writes out.
+ */
+export interface ShaderSource {
+  /** The kernel: the last segment of the first dispatch label that compiled it (`norm_dx`). */
+  kernel: string;
+  /** The variant of the first pipeline that compiled it ("" for none). */
+  variant: string;
+  /** The full label of that dispatch (`transformer_f.h.0.ln_1.norm`). */
+  label: string;
+  /** The WGSL. */
+  code: string;
+  /** 14 hex digits hashing `code` (53-bit, for file names; not cryptographic). */
+  hash: string;
+  /** Every kernel name that planned a pipeline from this module, in first-use order. */
+  kernels: string[];
+  /** Every entry point compiled from it, in first-use order. */
+  entryPoints: string[];
+}
+
+const shaderSources = new Map<string, ShaderSource>();
+
+/** The kernel name of a dispatch label: its last dot-separated segment. */
+export function kernelName(label: string): string {
+  return label.slice(label.lastIndexOf(".") + 1);
+}
+
+/**
+ * The final WGSL of a pipeline, recorded for {@linkcode compiledShaders}: the one path from a
+ * spec to the source given to `createShaderModule`. `spec.code` arrives as its planner made
+ * it: a `kernels/*.wgsl` file with its appended helpers, a generated tile (`matmul_wgsl.ts`,
+ * `attention_wgsl.ts`), or either rewritten for texture inputs on CPU adapters
+ * ({@linkcode textureInputsWgsl}, applied by {@linkcode planDispatch}). Any further
+ * adapter-specific step belongs here, so that `deno task wgsl` and the compile cannot differ.
+ */
+export function shaderSource(spec: PipelineSpec): ShaderSource {
+  const code = spec.code;
+  let s = shaderSources.get(code);
+  if (!s) {
+    s = {
+      kernel: kernelName(spec.label),
+      variant: spec.variant ?? "",
+      label: spec.label,
+      code,
+      hash: hash53(code),
+      kernels: [],
+      entryPoints: [],
+    };
+    shaderSources.set(code, s);
+  }
+  const kernel = kernelName(spec.label);
+  if (!s.kernels.includes(kernel)) s.kernels.push(kernel);
+  const entry = spec.entryPoint ?? "main";
+  if (!s.entryPoints.includes(entry)) s.entryPoints.push(entry);
+  return s;
+}
+
+/** Every shader module this process compiled or tried to compile, in first-use order. */
+export function compiledShaders(): ShaderSource[] {
+  return [...shaderSources.values()];
+}
+
+/** cyrb53 (a 53-bit string hash) as 14 hex digits. */
+function hash53(text: string): string {
+  let h1 = 0xdeadbeef;
+  let h2 = 0x41c6ce57;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    h1 = Math.imul(h1 ^ c, 2654435761);
+    h2 = Math.imul(h2 ^ c, 1597334677);
+  }
+  h1 = Math.imul(h1 ^ (h1 >>> 16), 2246822507) ^ Math.imul(h2 ^ (h2 >>> 13), 3266489909);
+  h2 = Math.imul(h2 ^ (h2 >>> 16), 2246822507) ^ Math.imul(h1 ^ (h1 >>> 13), 3266489909);
+  return (4294967296 * (2097151 & h2) + (h1 >>> 0)).toString(16).padStart(14, "0");
 }
 
 /**
@@ -354,11 +436,12 @@ export interface PipelineSpec {
  * scopes so a WGSL or validation error becomes an `Error` naming the label.
  */
 export function getPipeline(gpu: Gpu, spec: PipelineSpec): Promise<GPUComputePipeline> {
+  const source = shaderSource(spec);
   const entryPoint = spec.entryPoint ?? "main";
-  let id = codeIds.get(spec.code);
+  let id = codeIds.get(source.code);
   if (id === undefined) {
     id = codeIds.size;
-    codeIds.set(spec.code, id);
+    codeIds.set(source.code, id);
   }
   const constants = spec.constants ?? {};
   const key = `${id}|${entryPoint}|${
@@ -366,37 +449,76 @@ export function getPipeline(gpu: Gpu, spec: PipelineSpec): Promise<GPUComputePip
   }`;
   let p = pipelines.get(key);
   if (!p) {
-    p = compile(gpu, spec, entryPoint, constants, key);
+    p = compile(gpu, spec, source, entryPoint, constants, key);
     pipelines.set(key, p);
     p.catch(() => pipelines.delete(key));
   }
   return p;
 }
 
+/**
+ * The one-line message of a WGSL compile error: the kernel, its variant and hash, the line in
+ * the source that `deno task wgsl` writes, the compiler's first line, and how to dump it.
+ */
+export function compileErrorMessage(
+  source: ShaderSource,
+  variant: string,
+  error: { line?: number; column?: number; message: string },
+): string {
+  const lines = source.code.split("\n");
+  const at = error.line
+    ? ` at line ${error.line}:${error.column ?? 1} (\`${lines[error.line - 1]?.trim() ?? ""}\`)`
+    : "";
+  return `Cannot compile WGSL of kernel "${source.kernel}" (variant ${variant || "none"}, ` +
+    `label ${source.label}, hash ${source.hash})${at}: ${error.message}; write the source ` +
+    `with: deno task wgsl ${source.kernel} [--config FILE] [key=value ...] (the run's config)`;
+}
+
+/** Line, column and first message line of a compiler error as wgpu (Naga) reports it. */
+function parseCompileError(message: string): { line?: number; column?: number; message: string } {
+  const at = /wgsl:(\d+):(\d+)/.exec(message);
+  const first = message.split("\n")[0].trim()
+    .replace(/^Cannot compile shader "[^"]*": GPU validation error: /, "")
+    .replace(/^Shader '[^']*' /, "");
+  return at ? { line: Number(at[1]), column: Number(at[2]), message: first } : { message: first };
+}
+
 async function compile(
   gpu: Gpu,
   spec: PipelineSpec,
+  source: ShaderSource,
   entryPoint: string,
   constants: Record<string, number>,
   key: string,
 ): Promise<GPUComputePipeline> {
-  let module = modules.get(spec.code);
+  let module = modules.get(source.code);
   if (!module) {
-    module = await withErrorScope(
-      gpu,
-      spec.label,
-      "compile shader",
-      () => gpu.device.createShaderModule({ label: spec.label, code: spec.code }),
-    );
+    const variant = spec.variant ?? "";
+    try {
+      module = await withErrorScope(
+        gpu,
+        spec.label,
+        "compile shader",
+        () => gpu.device.createShaderModule({ label: spec.label, code: source.code }),
+      );
+    } catch (e) {
+      throw new Error(
+        compileErrorMessage(source, variant, parseCompileError((e as Error).message)),
+      );
+    }
     const info = await module.getCompilationInfo();
     const errors = info.messages.filter((m) => m.type === "error");
     if (errors.length > 0) {
       const m = errors[0];
       throw new Error(
-        `Cannot compile shader "${spec.label}": line ${m.lineNum}:${m.linePos}: ${m.message}`,
+        compileErrorMessage(source, variant, {
+          line: m.lineNum,
+          column: m.linePos,
+          message: m.message,
+        }),
       );
     }
-    modules.set(spec.code, module);
+    modules.set(source.code, module);
   }
   try {
     return await withErrorScope(
@@ -466,7 +588,16 @@ export async function planDispatch(gpu: Gpu, spec: PlanSpec): Promise<Dispatch> 
       bindings[b - 1] = view;
       uploads.push(upload);
     }
-    const d = await planDispatch(gpu, { ...spec, code: r.code, bindings, textureInputs: [] });
+    const variant = r.formats.size === 0
+      ? spec.variant
+      : [spec.variant, `tex_inputs_${[...r.formats.keys()].join("_")}`].filter(Boolean).join("+");
+    const d = await planDispatch(gpu, {
+      ...spec,
+      code: r.code,
+      variant,
+      bindings,
+      textureInputs: [],
+    });
     return uploads.length > 0 ? { ...d, uploads: [...uploads, ...(d.uploads ?? [])] } : d;
   }
   const pipeline = await getPipeline(gpu, spec);

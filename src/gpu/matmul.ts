@@ -322,6 +322,7 @@ async function planVariant(gpu: Gpu, s: MatmulSpec, v: MatmulVariant): Promise<D
   const d = await planDispatch(gpu, {
     label: s.label,
     code: sourceOf(v, layout),
+    variant: variantName(v),
     params: [s.I, s.J, s.R, s.chunk, flags],
     // Without a bias the kernel declares no binding 4.
     bindings: [s.out, a?.view ?? s.a, b?.view ?? s.b, s.bias ?? null],

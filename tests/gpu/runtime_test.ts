@@ -1,10 +1,12 @@
 import assert from "node:assert/strict";
 import { getGpu, NO_ADAPTER_MESSAGE } from "../../src/gpu/device.ts";
 import {
+  compiledShaders,
   getPipeline,
   packParams,
   planDispatch,
   run,
+  shaderSource,
   textureInputsWgsl,
 } from "../../src/gpu/kernel.ts";
 import {
@@ -65,7 +67,7 @@ Deno.test("pipeline and bind group errors become Errors naming the label", async
   const gpu = await getGpu();
   await assert.rejects(
     () => getPipeline(gpu, { code: "fn main( {", label: "test.bad_wgsl" }),
-    /Cannot compile shader "test\.bad_wgsl"/,
+    /Cannot compile WGSL of kernel "bad_wgsl" \(variant none, label test\.bad_wgsl, hash [0-9a-f]{14}\) at line 1:/,
   );
   const code = `
     struct P { n: u32 }
@@ -139,5 +141,81 @@ fn main(@builtin(global_invocation_id) g: vec3<u32>) {
   const got = await readTensor(gpu, out);
   for (let i = 0; i < n; i++) {
     assert.equal(got[i], Math.fround(2 * Math.fround(((i * 37) % n) / 7)));
+  }
+});
+
+Deno.test("a compile error names the kernel, its variant, the line and its text, and how to write the source", async () => {
+  const gpu = await getGpu();
+  const code = [
+    "@group(0) @binding(1) var<storage, read_write> x: array<f32>;",
+    "@compute @workgroup_size(1) fn main() {",
+    "  let a: u32 = 1.5;",
+    "  x[0] = f32(a);",
+    "}",
+  ].join("\n");
+  const err = await getPipeline(gpu, { code, label: "test.sub.broken", variant: "v8x8" })
+    .then(() => undefined, (e: Error) => e);
+  assert.ok(err, "the broken kernel compiled");
+  const source = compiledShaders().find((s) => s.code === code)!;
+  assert.equal(source.kernel, "broken");
+  assert.equal(source.variant, "v8x8");
+  assert.ok(
+    err.message.startsWith(
+      `Cannot compile WGSL of kernel "broken" (variant v8x8, label test.sub.broken, hash ` +
+        `${source.hash}) at line 3:7 (\`let a: u32 = 1.5;\`): `,
+    ),
+    err.message,
+  );
+  assert.match(err.message, /u32/);
+  assert.match(err.message, /write the source with: deno task wgsl broken/);
+  assert.ok(!err.message.includes("\n"), err.message);
+});
+
+Deno.test("shaderSource() is what createShaderModule gets: the texture rewrite included, recorded per kernel name and entry point", async () => {
+  const gpu = await getGpu();
+  const seen: string[] = [];
+  const create = gpu.device.createShaderModule.bind(gpu.device);
+  gpu.device.createShaderModule = (d: GPUShaderModuleDescriptor) => {
+    seen.push(d.code);
+    return create(d);
+  };
+  try {
+    // A source no other test compiles (the process caches modules by source).
+    const code = `
+    struct P { n: u32 }
+    @group(0) @binding(0) var<uniform> p: P;
+    @group(0) @binding(1) var<storage, read_write> y: array<f32>;
+    @group(0) @binding(2) var<storage, read> x: array<f32>;
+    @compute @workgroup_size(1) fn first() { y[0] = x[p.n] + 1.25; }
+    @compute @workgroup_size(1) fn second() { y[1] = x[p.n] + 2.5; }`;
+    const y = createTensor(gpu, [4], "test.y");
+    const x = createTensor(gpu, [4], "test.x");
+    const plan = (label: string, entryPoint: string) =>
+      planDispatch(gpu, {
+        label,
+        code,
+        entryPoint,
+        params: [1],
+        bindings: [y, x],
+        textureInputs: [2],
+        workgroups: [1],
+      });
+    await plan("test.a.one_kernel", "first");
+    await plan("test.b.other_kernel", "second");
+    assert.equal(seen.length, 1);
+    const source = compiledShaders().find((s) => s.code === seen[0])!;
+    assert.ok(source, "the module handed to createShaderModule was not recorded");
+    assert.deepEqual(source.kernels, ["one_kernel", "other_kernel"]);
+    assert.deepEqual(source.entryPoints, ["first", "second"]);
+    assert.equal(source.label, "test.a.one_kernel");
+    if (gpu.info.isFallbackAdapter) {
+      assert.equal(source.variant, "tex_inputs_2");
+      assert.match(source.code, /x__at\(u32\(p\.n\)\)/);
+    } else {
+      assert.equal(source.code, code);
+    }
+    assert.equal(shaderSource({ code: source.code, label: "z.k" }), source);
+  } finally {
+    gpu.device.createShaderModule = create;
   }
 });
