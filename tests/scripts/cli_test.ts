@@ -299,7 +299,7 @@ async function scriptTasks(): Promise<{ task: string; permissions: string; scrip
   const config = JSON.parse(await Deno.readTextFile(`${root}/deno.json`));
   const out = [];
   for (const [task, entry] of Object.entries(config.tasks as Record<string, { command: string }>)) {
-    const m = entry.command.match(/^deno run -P=(\S+) (scripts\/\S+\.ts)$/);
+    const m = entry.command.match(/^deno run (?:-q )?-P=(\S+) (scripts\/\S+\.ts)$/);
     if (m) out.push({ task, permissions: m[1], script: m[2] });
   }
   return out;
