@@ -18,7 +18,7 @@ import { GRADIENT_BUCKET_FLOATS, mpiPlacement } from "../src/train/distributed.t
 import { parseCli, runMain } from "./_cli.ts";
 
 const { values } = parseCli({
-  usage: "deno task bench:allreduce [--floats N] [--bucket N] [--repeats N]  (under mpirun -np N)",
+  usage: "deno task bench:allreduce [--floats N] [--bucket N] [--repeats N] (under mpirun -np N)",
   about: `Times MPI_Allreduce (sum) of one fp32 buffer over the mpirun ranks, as data-parallel
 training does with the flat gradient buffer every step. Prints one JSON object on rank 0's stdout.`,
   flags: {

@@ -1,85 +1,130 @@
 #!/usr/bin/env bash
-# GPU measurement in one call: the per-kernel profile of the paper step (32-true and 16-mixed),
-# the bench, 20-step paper-config training runs (32-true and 16-mixed), conformance and the test
-# suite, each with its own time limit.
+# GPU measurements in one command, for any Linux machine with a GPU, a Vulkan driver and Deno:
+# the per-kernel tables of one paper-config training step (32-true, and 16-mixed where the
+# adapter has shader-f16), the bench, short paper-config training runs (steps/s), conformance
+# and the test suite, each under its own time limit. A failing step does not stop the others.
 #
-# On a GPU machine, from the project root, after packing on the development machine
-# (bash ../shared/gpu/pack.sh, which makes .gpu/):
+#   bash scripts/gpu_profile.sh DIR [--quick] [--batch N] [--train-rows N] [--train-steps N]
+#                                   [--skip "NAME ..."] [--dry-run]
 #
-#   OUT=/some/dir bash scripts/gpu_profile.sh
+# DIR (created if missing) receives: adapter.json; profile_paper.{json,txt} and
+# profile_paper16.{json,txt} (the JSON of `deno task bench --profile paper`, and its per-kernel
+# table); bench.{json,log}; train.{json,log} and train16.{json,log} (the last progress line has
+# steps/s over the last log interval), with their metrics.csv/metrics.jsonl; conformance.{jsonl,log};
+# test.log; the matmul and attention tuning caches (tune/); and summary.txt: each step's exit
+# status and time, then the figures (step GPU time, steps/s).
 #
-# Results go to $OUT (default out/gpu_profile): adapter.json, profile_paper{,16}.{json,txt},
-# bench.{json,log}, train{,16}.{log,json}, conformance.{jsonl,log}, test.log, the tuning caches
-# (matmul_tune_<adapter>.json, attention_tune_<adapter>.json), and summary.txt with
-# each step's exit status and milliseconds. A failing step does not stop the later ones. The
-# whole script stays under 10 minutes (the sum of the limits below; on an H200 it took about 4).
-#
-# Smaller runs (e.g. a smoke test on a CPU adapter): BATCH (profile rows, default 256),
-# TRAIN_ROWS (rows per training step, default the config's 256), TRAIN_STEPS (default 20),
-# SKIP="bench test" (step names to leave out). BUNDLE=FILE.tgz also packs everything under $OUT
-# into one archive (for transports that bring back only a few files).
+# --quick: small sizes for a smoke test on a CPU adapter (profile 4 rows, training 2 steps of 8
+# rows, no bench or tests, the checked-in tuning tables instead of --retune). --skip: step names
+# to leave out (adapter profile profile16 bench train train16 conformance test). --dry-run:
+# print the commands instead of running them.
+# The run writes only DIR and, inside the project, out/gpu_profile/ (training runs, tuning
+# cache) and data/stargraph/ (the 20,000-sample G(5,5) star graph the training runs use).
 set -u
-OUT=${OUT:-out/gpu_profile}
-mkdir -p "$OUT"
+cd "$(dirname "$0")/.."
+
+usage() { sed -n '2,/^set -u/p' "$0" | sed -e '/^set -u/d' -e 's/^# \{0,1\}//'; }
+dir="" batch=256 rows=256 steps=20 skip="" dry=0 retune=--retune
+while [ $# -gt 0 ]; do
+  case "$1" in
+    -h | --help) usage; exit 0 ;;
+    --quick) batch=4 rows=8 steps=2 skip="bench test $skip" retune="" ;;
+    --batch) batch=${2:?--batch needs a value}; shift ;;
+    --train-rows) rows=${2:?--train-rows needs a value}; shift ;;
+    --train-steps) steps=${2:?--train-steps needs a value}; shift ;;
+    --skip) skip="$skip ${2:?--skip needs a value}"; shift ;;
+    --dry-run) dry=1 ;;
+    -*) echo "error: unknown option $1 (see --help)" >&2; exit 2 ;;
+    *) [ -z "$dir" ] || { echo "error: one folder only, got $dir and $1 (see --help)" >&2; exit 2; }
+       dir=$1 ;;
+  esac
+  shift
+done
+[ -n "$dir" ] || { echo "error: name the folder for the results (see --help)" >&2; exit 2; }
+for n in "$batch" "$rows" "$steps"; do
+  [[ "$n" =~ ^[1-9][0-9]*$ ]] || { echo "error: \"$n\" is not a positive integer (see --help)" >&2; exit 2; }
+done
+
 export XDG_RUNTIME_DIR=${XDG_RUNTIME_DIR:-/tmp}
 export DENO_WEBGPU_BACKEND=${DENO_WEBGPU_BACKEND:-vulkan}
 # Matmul and attention variants tuned at first use (adapters missing from the checked-in
-# tables) are cached here and shared by bench and train; the files are copied to $OUT for the
-# tables.
-export BST_CACHE_DIR=${BST_CACHE_DIR:-out/tune}
-if [ -d .gpu ]; then
-  bash .gpu/bootstrap.sh >"$OUT/bootstrap.log" 2>&1 || echo "bootstrap failed (see bootstrap.log)"
-  export DENO_DIR=$PWD/.gpu/deno_dir
-fi
-summary="$OUT/summary.txt"
-: >"$summary"
+# tables) are cached here and shared by bench and train.
+export BST_CACHE_DIR=out/gpu_profile/tune
+runs=out/gpu_profile/runs
+[ "$dry" = 1 ] || mkdir -p "$dir" "$BST_CACHE_DIR" || exit 1
+summary="$dir/summary.txt"
+[ "$dry" = 1 ] || : >"$summary"
 
 # step NAME LIMIT_S STDOUT STDERR COMMAND...: runs COMMAND under a time limit, records status.
 step() {
   local name=$1 limit=$2 out=$3 err=$4
   shift 4
-  if [[ " ${SKIP:-} " == *" $name "* ]]; then
-    echo "$name: skipped" | tee -a "$summary"
+  if [[ " $skip " == *" $name "* ]]; then
+    [ "$dry" = 1 ] || echo "$name: skipped" | tee -a "$summary"
     return
   fi
-  local t0
+  if [ "$dry" = 1 ]; then
+    echo "$*"
+    return
+  fi
+  local t0 rc ms
   t0=$(date +%s%N)
   timeout "$limit" "$@" >"$out" 2>"$err"
-  local rc=$?
-  local ms=$((($(date +%s%N) - t0) / 1000000))
-  printf '%-12s rc=%-3s %6d ms  %s\n' "$name" "$rc" "$ms" "$*" | tee -a "$summary"
+  rc=$?
+  ms=$((($(date +%s%N) - t0) / 1000000))
+  printf '%-12s rc=%-3s %7d ms  %s\n' "$name" "$rc" "$ms" "$*" | tee -a "$summary"
 }
 
-step adapter 30 "$OUT/adapter.json" "$OUT/adapter.log" deno task adapter
+step adapter 60 "$dir/adapter.json" "$dir/adapter.log" deno task adapter
+if [ "$dry" = 0 ] && ! grep -q '"shader-f16"' "$dir/adapter.json" 2>/dev/null; then
+  skip="$skip profile16 train16"
+  echo "note: the adapter has no shader-f16: 16-mixed steps skipped" | tee -a "$summary"
+fi
 # --retune: every matmul and attention candidate is timed on this GPU (ignoring the checked-in
-# table) and the choices are cached for the later steps; add them to the tables afterwards.
-step profile 80 "$OUT/profile_paper.json" "$OUT/profile_paper.txt" \
-  deno task bench --profile paper --batch "${BATCH:-256}" --retune
-step profile16 80 "$OUT/profile_paper16.json" "$OUT/profile_paper16.txt" \
-  deno task bench --profile paper --batch "${BATCH:-256}" --precision 16-mixed --retune
-step bench 80 "$OUT/bench.json" "$OUT/bench.log" deno task bench --repeats 5
-# 20 steps of the paper config (L6 C768 T69, 256 rows per step) on a small G(5,5) data file,
-# generated on first use; the progress line at step 20 gives steps/s over steps 11-20.
-# Validation kept small, no checkpoints (1.2 GB each).
+# tables) and the choices are cached for the later steps.
+step profile 300 "$dir/profile_paper.json" "$dir/profile_paper.txt" \
+  deno task bench --profile paper --batch "$batch" $retune
+step profile16 300 "$dir/profile_paper16.json" "$dir/profile_paper16.txt" \
+  deno task bench --profile paper --batch "$batch" --precision 16-mixed $retune
+step bench 300 "$dir/bench.json" "$dir/bench.log" deno task bench --repeats 5
+# Paper-config steps (L6 C768 T69) on a small G(5,5) data file, generated on first use;
+# validation kept small, no checkpoints (1.2 GB each).
 train() {
-  step "$1" 70 "$OUT/$1.json" "$OUT/$1.log" deno task train \
+  step "$1" 600 "$dir/$1.json" "$dir/$1.log" deno task train \
     --config config/bst_stargraph_defaults.yaml \
     data.stargraph_data_path=data/stargraph/graph_5_5_sample_20000.txt \
-    trainer.train_batches="${TRAIN_STEPS:-20}" trainer.log_interval=10 trainer.val_batches=1 \
-    trainer.val_interval=1000 trainer.save_last_checkpoint=false \
-    trainer.save_best_checkpoint=false data.effective_batch_size="${TRAIN_ROWS:-256}" \
-    trainer.out_dir=out/gpu_profile_train "${@:2}"
+    trainer.train_batches="$steps" trainer.log_interval=$((steps < 10 ? 1 : 10)) \
+    trainer.val_batches=1 trainer.val_interval=1000 trainer.save_last_checkpoint=false \
+    trainer.save_best_checkpoint=false data.effective_batch_size="$rows" \
+    trainer.out_dir="$runs/$1" "${@:2}"
 }
 train train
 train train16 trainer.precision=16-mixed
-# Per-step metrics of those runs.
-find out/gpu_profile_train -name 'metrics.*' -newer "$summary" -exec cp --backup=numbered {} "$OUT/" \; 2>/dev/null
-step conformance 40 "$OUT/conformance.jsonl" "$OUT/conformance.log" \
+step conformance 300 "$dir/conformance.jsonl" "$dir/conformance.log" \
   deno task conformance tests/fixtures/bst_tiny.safetensors tests/fixtures/gpt_tiny.safetensors \
   tests/fixtures/gpt_fim_tiny.safetensors
-cp "$BST_CACHE_DIR"/matmul_tune_*.json "$BST_CACHE_DIR"/attention_tune_*.json "$OUT/" 2>/dev/null
-step test 150 "$OUT/test.log" "$OUT/test.log.err" deno task test
-cat "$summary"
-if [ -n "${BUNDLE:-}" ]; then
-  tar czf "$BUNDLE" -C "$OUT" . && echo "bundle: $BUNDLE"
-fi
+step test 1200 "$dir/test.log" "$dir/test.log" deno task test
+[ "$dry" = 1 ] && exit 0
+
+# The training runs' metrics and the tuning caches beside the logs.
+for t in train train16; do
+  for f in "$runs/$t"/*/metrics.csv "$runs/$t"/*/metrics.jsonl; do
+    [ -f "$f" ] && cp "$f" "$dir/$t.$(basename "$f")"
+  done
+done
+mkdir -p "$dir/tune" && cp "$BST_CACHE_DIR"/*.json "$dir/tune/" 2>/dev/null
+{
+  echo
+  echo "figures:"
+  echo "  adapter: $(grep -o '"description":"[^"]*"' "$dir/adapter.json" 2>/dev/null | cut -d'"' -f4)"
+  for p in profile_paper profile_paper16; do
+    total=$(grep -E '^total ' "$dir/$p.txt" 2>/dev/null | tr -s ' ')
+    [ -n "$total" ] && echo "  $p (batch $batch): $total"
+  done
+  for t in train train16; do
+    last=$(tr '\r' '\n' <"$dir/$t.log" 2>/dev/null | grep -E 'steps/s' | tail -1)
+    [ -n "$last" ] && echo "  $t ($rows rows a step): $last"
+  done
+  [ -f "$dir/conformance.log" ] && echo "  $(grep -E '^conformance:' "$dir/conformance.log")"
+  [ -f "$dir/test.log" ] && echo "  test: $(grep -E '(ok|FAILED) \|' "$dir/test.log" | tail -1)"
+} | tee -a "$summary"
