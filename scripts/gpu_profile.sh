@@ -15,7 +15,7 @@
 # status and time, then the figures (step GPU time, steps/s).
 #
 # --quick: small sizes for a smoke test on a CPU adapter (profile 4 rows, training 2 steps of 8
-# rows, no bench or tests, the checked-in tuning tables instead of --retune). --skip: step names
+# rows, 32-true only, no bench or tests, the checked-in tuning tables instead of --retune). --skip: step names
 # to leave out (adapter profile profile16 bench train train16 conformance test). --dry-run:
 # print the commands instead of running them.
 # The run writes only DIR and, inside the project, out/gpu_profile/ (training runs, tuning
@@ -28,7 +28,7 @@ dir="" batch=256 rows=256 steps=20 skip="" dry=0 retune=--retune
 while [ $# -gt 0 ]; do
   case "$1" in
     -h | --help) usage; exit 0 ;;
-    --quick) batch=4 rows=8 steps=2 skip="bench test $skip" retune="" ;;
+    --quick) batch=4 rows=8 steps=2 skip="profile16 bench train16 test $skip" retune="" ;;
     --batch) batch=${2:?--batch needs a value}; shift ;;
     --train-rows) rows=${2:?--train-rows needs a value}; shift ;;
     --train-steps) steps=${2:?--train-steps needs a value}; shift ;;
@@ -118,13 +118,13 @@ mkdir -p "$dir/tune" && cp "$BST_CACHE_DIR"/*.json "$dir/tune/" 2>/dev/null
   echo "figures:"
   echo "  adapter: $(grep -o '"description":"[^"]*"' "$dir/adapter.json" 2>/dev/null | cut -d'"' -f4)"
   for p in profile_paper profile_paper16; do
-    total=$(grep -E '^total ' "$dir/$p.txt" 2>/dev/null | tr -s ' ')
-    [ -n "$total" ] && echo "  $p (batch $batch): $total"
+    grep -E '^total ' "$dir/$p.txt" 2>/dev/null |
+      awk -v p="$p" -v b="$batch" '{ printf "  %s (%s rows): one step %s ms GPU time, %s dispatches, %s GFLOP/s\n", p, b, $3, $2, $4 }'
   done
   for t in train train16; do
     last=$(tr '\r' '\n' <"$dir/$t.log" 2>/dev/null | grep -E 'steps/s' | tail -1)
     [ -n "$last" ] && echo "  $t ($rows rows a step): $last"
   done
-  [ -f "$dir/conformance.log" ] && echo "  $(grep -E '^conformance:' "$dir/conformance.log")"
-  [ -f "$dir/test.log" ] && echo "  test: $(grep -E '(ok|FAILED) \|' "$dir/test.log" | tail -1)"
+  cat "$dir/conformance.jsonl" "$dir/conformance.log" 2>/dev/null | grep -E '^conformance:' | sed 's/^/  /'
+  grep -E '(ok|FAILED) \|' "$dir/test.log" 2>/dev/null | tail -1 | sed 's/^/  test: /'
 } | tee -a "$summary"
