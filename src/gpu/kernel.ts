@@ -460,16 +460,15 @@ export function getPipeline(gpu: Gpu, spec: PipelineSpec): Promise<GPUComputePip
  * The one-line message of a WGSL compile error: the kernel, its variant and hash, the line in
  * the source that `deno task wgsl` writes, the compiler's first line, and how to dump it.
  */
-export function compileErrorMessage(
+function compileErrorMessage(
   source: ShaderSource,
-  variant: string,
   error: { line?: number; column?: number; message: string },
 ): string {
   const lines = source.code.split("\n");
   const at = error.line
     ? ` at line ${error.line}:${error.column ?? 1} (\`${lines[error.line - 1]?.trim() ?? ""}\`)`
     : "";
-  return `Cannot compile WGSL of kernel "${source.kernel}" (variant ${variant || "none"}, ` +
+  return `Cannot compile WGSL of kernel "${source.kernel}" (variant ${source.variant || "none"}, ` +
     `label ${source.label}, hash ${source.hash})${at}: ${error.message}; write the source ` +
     `with: deno task wgsl ${source.kernel} [--config FILE] [key=value ...] (the run's config)`;
 }
@@ -493,7 +492,6 @@ async function compile(
 ): Promise<GPUComputePipeline> {
   let module = modules.get(source.code);
   if (!module) {
-    const variant = spec.variant ?? "";
     try {
       module = await withErrorScope(
         gpu,
@@ -503,7 +501,7 @@ async function compile(
       );
     } catch (e) {
       throw new Error(
-        compileErrorMessage(source, variant, parseCompileError((e as Error).message)),
+        compileErrorMessage(source, parseCompileError((e as Error).message)),
       );
     }
     const info = await module.getCompilationInfo();
@@ -511,7 +509,7 @@ async function compile(
     if (errors.length > 0) {
       const m = errors[0];
       throw new Error(
-        compileErrorMessage(source, variant, {
+        compileErrorMessage(source, {
           line: m.lineNum,
           column: m.linePos,
           message: m.message,
