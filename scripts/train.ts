@@ -52,8 +52,8 @@ graph_{paths}_{length}_sample_{count}.txt. Outputs go to trainer.out_dir/<run>/ 
 metrics.jsonl, run.json, checkpoints); trainer.init_from=resume continues the latest run.
 The last stdout line is the final validation JSON. Resuming from a checkpoint whose weights
 or optimizer state hold NaN or Infinity is refused unless --allow-non-finite is given.
-Under mpirun -np N it trains data-parallel, one GPU per rank (BST_RANK_GPUS; README:
-Multi-GPU).`,
+Under mpirun -np N it trains data-parallel, one GPU per rank (BST_RANK_GPUS;
+docs/multi-gpu.md).`,
 });
 
 const hint = (message: string) =>

@@ -349,7 +349,7 @@ export function sameAdapterWarnings(ranks: RankAdapter[]): string[] {
     out.push(
       `warning: ranks ${members.join(", ")} on ${host} share the adapter "${adapter}" ` +
         `(one GPU for several ranks runs them in turn); set BST_RANK_GPUS to one device per ` +
-        `local rank (see README, Multi-GPU)`,
+        `local rank (see docs/multi-gpu.md)`,
     );
   }
   return out;

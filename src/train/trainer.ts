@@ -9,7 +9,7 @@
  * validates, with the reference's keys — `train_loss` averaged over the steps since the
  * previous log row, `lr`, `grad_norm` when clipping, the BST's `avg_valid_pairs` and
  * `avg_sampled_pairs`, and the validation figures — and `curves.svg` redrawn from the rows
- * at each validation. GPU figures are read back only at log steps. The README lists where
+ * at each validation. GPU figures are read back only at log steps. docs/differences.md lists where
  * the reference's loop differs (it runs `train_batches + 1` updates, among others).
  *
  * Every random choice comes from `seed`: initialisation (stream 0), pair subsampling
