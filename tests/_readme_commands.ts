@@ -181,15 +181,23 @@ export async function checkCommands(
       const path = repoPath(value.replace(/^--[\w-]+=/, ""));
       if (path && !project.exists(path)) problems.push(`${at}: file "${path}" does not exist`);
     }
+    // `deno task NAME args`, or `deno run [flags] scripts/x.ts args` checked as x's task.
     const k = ws.findIndex((w, i) => w === "task" && ws[i - 1] === "deno");
-    if (k < 0) continue;
-    const task = ws[k + 1];
+    const r = ws.findIndex((w, i) =>
+      /^scripts\/\w+\.ts$/.test(w) && ws.slice(0, i).includes("run")
+    );
+    if (k < 0 && r < 0) continue;
+    const task = k >= 0 ? ws[k + 1] : [...project.tasks].find(([, t]) => t.script === ws[r])?.[0];
     const entry = task === undefined ? undefined : project.tasks.get(task);
-    if (!entry) {
-      problems.push(`${at}: "deno task ${task ?? ""}" is not a task of deno.json`);
+    if (task === undefined || !entry) {
+      problems.push(
+        k >= 0
+          ? `${at}: "deno task ${task ?? ""}" is not a task of deno.json`
+          : `${at}: no task of deno.json runs ${ws[r]}`,
+      );
       continue;
     }
-    const args = ws.slice(k + 2);
+    const args = ws.slice(k >= 0 ? k + 2 : r + 1);
     if (!entry.script) {
       if (args.length > 0) problems.push(`${at}: deno task ${task} takes no arguments`);
       continue;
