@@ -115,7 +115,8 @@ await runMain(async () => {
   }
   const shaders = compiledShaders();
   const picked = select(shaders);
-  if (picked.length === 0 && !failure) {
+  if (picked.length === 0) {
+    if (failure) throw failure;
     const known = [...new Set(shaders.flatMap((s) => s.kernels))].sort().join(", ");
     throw new Error(`No compiled kernel is named ${names.join(", ")}; the run compiled: ${known}`);
   }

@@ -144,10 +144,16 @@ export function shellCommands(markdown: string): ShellCommand[] {
   return commands;
 }
 
-/** Long and short flag names (`--config`, `-c`) listed in a `--help` text. */
+/**
+ * Long and short flag names (`--config`, `-c`) of a `--help` text's option rows (lines that
+ * start with two spaces and a flag), not flags its prose mentions.
+ */
 export function helpFlags(help: string): Set<string> {
   const flags = new Set<string>();
-  for (const m of help.matchAll(/(?:^|[\s,[(|])(--?[A-Za-z][\w:-]*)/gm)) flags.add(m[1]);
+  for (const m of help.matchAll(/^ {2}(?:(-[A-Za-z]), )?(--[\w:-]+)/gm)) {
+    if (m[1]) flags.add(m[1]);
+    flags.add(m[2]);
+  }
   return flags;
 }
 
