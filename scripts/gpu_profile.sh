@@ -122,7 +122,8 @@ mkdir -p "$dir/tune" && cp "$BST_CACHE_DIR"/*.json "$dir/tune/" 2>/dev/null
       awk -v p="$p" -v b="$batch" '{ printf "  %s (%s rows): one step %s ms GPU time, %s dispatches, %s GFLOP/s\n", p, b, $3, $2, $4 }'
   done
   for t in train train16; do
-    last=$(tr '\r' '\n' <"$dir/$t.log" 2>/dev/null | grep -E 'steps/s' | tail -1)
+    [ -f "$dir/$t.log" ] || continue
+    last=$(tr '\r' '\n' <"$dir/$t.log" | grep -E 'steps/s' | tail -1)
     [ -n "$last" ] && echo "  $t ($rows rows a step): $last"
   done
   cat "$dir/conformance.jsonl" "$dir/conformance.log" 2>/dev/null | grep -E '^conformance:' | sed 's/^/  /'
