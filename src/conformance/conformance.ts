@@ -380,7 +380,7 @@ export async function bstConformance(
  * One check per sampling mode of the fixture's `inference` block: every text field must be
  * equal and every score within the tolerance.
  */
-async function samplingChecks(
+export async function samplingChecks(
   model: BST,
   fixture: string,
   inf: {

@@ -382,9 +382,27 @@ export function serializeSafetensors(
  * ```
  */
 export async function readSafetensors(path: string): Promise<SafetensorsFile> {
-  let bytes: Uint8Array;
+  return parseSafetensors(await readCheckpointBytes(path), path);
+}
+
+/**
+ * Reads a checkpoint file's bytes.
+ *
+ * Requires `--allow-read` for `path`.
+ *
+ * @param path The file.
+ * @returns Its bytes.
+ * @throws One line naming `path` when the file is missing or unreadable.
+ *
+ * @example
+ * ```ts ignore
+ * import { readCheckpointBytes } from "./safetensors.ts";
+ * const bytes = await readCheckpointBytes("out/run/last.safetensors");
+ * ```
+ */
+export async function readCheckpointBytes(path: string): Promise<Uint8Array> {
   try {
-    bytes = await Deno.readFile(path);
+    return await Deno.readFile(path);
   } catch (e) {
     const why = e instanceof Deno.errors.NotFound
       ? "file not found"
@@ -393,7 +411,6 @@ export async function readSafetensors(path: string): Promise<SafetensorsFile> {
       : (e as Error).message;
     throw new Error(`Cannot read checkpoint "${path}": ${why}`, { cause: e });
   }
-  return parseSafetensors(bytes, path);
 }
 
 /** Options of {@linkcode writeSafetensorsAtomic}. */

@@ -34,6 +34,31 @@ import type { ParamSpec } from "./param_specs.ts";
  */
 export type ModelPrecision = "32-true" | "16-mixed";
 
+/**
+ * The flat layout of a model's parameter list: tensors grouped by module (in first-appearance
+ * order), weight-decayed before not decayed, list order within a group — the layout of the
+ * parameters, gradients and AdamW moments (and of a checkpoint's `optimizer.exp_avg`).
+ *
+ * @example
+ * ```ts
+ * import { flatParamTable } from "./flat_params.ts";
+ * import { gptParamSpecs } from "./gpt.ts";
+ * const specs = gptParamSpecs({
+ *   vocabSize: 8, eosTokenId: 7, nLayer: 1, nHead: 2, nEmbd: 32, blockSize: 4, bias: false,
+ *   mode: "next_token", fimTokenId: -1,
+ * });
+ * console.log(flatParamTable(specs).entries[1].name); // model.transformer.blocks.0.attn.c_attn.weight
+ * ```
+ */
+export function flatParamTable(specs: readonly ParamSpec[]): ParamTable<ParamSpec> {
+  const modules = [...new Set(specs.map((s) => s.module))];
+  const order = (s: ParamSpec) => 2 * modules.indexOf(s.module) + (s.decay ? 0 : 1);
+  const sorted = specs.map((s, i) => ({ s, i }))
+    .sort((a, b) => order(a.s) - order(b.s) || a.i - b.i)
+    .map((x) => x.s);
+  return buildParamTable(sorted);
+}
+
 /** Flat parameter and gradient buffers with views by PyTorch name. */
 export class FlatParams {
   /** Flat layout (PyTorch names, shapes, decay flags, modules). */
@@ -47,12 +72,7 @@ export class FlatParams {
   #lossScale?: Tensor;
 
   constructor(readonly gpu: Gpu, specs: ParamSpec[], readonly label: string) {
-    const modules = [...new Set(specs.map((s) => s.module))];
-    const order = (s: ParamSpec) => 2 * modules.indexOf(s.module) + (s.decay ? 0 : 1);
-    const sorted = specs.map((s, i) => ({ s, i }))
-      .sort((a, b) => order(a.s) - order(b.s) || a.i - b.i)
-      .map((x) => x.s);
-    this.table = buildParamTable(sorted);
+    this.table = flatParamTable(specs);
     // Bound only through per-tensor views and binding-sized ranges (see ranges()).
     this.params = createFlatTensor(gpu, this.table.size, `${label}.params`);
     this.grads = createFlatTensor(gpu, this.table.size, `${label}.grads`);

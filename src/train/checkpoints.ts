@@ -42,11 +42,12 @@ import { basename, dirname, join } from "node:path";
 import type { TrainerConfig } from "../config/schema.ts";
 import { validateCheckpointMetadata } from "./checkpoint_validate.ts";
 import {
-  readSafetensors,
+  readCheckpointBytes,
   type SafeTensor,
   type SafetensorsFile,
   writeSafetensorsAtomic,
 } from "../io/safetensors.ts";
+import { parseCheckpoint } from "./torch_checkpoint.ts";
 
 /** Name of the pointer file (in `out_dir`) to the newest validation checkpoint. */
 export const LATEST_POINTER = "latest_ckpt";
@@ -101,13 +102,18 @@ export function recoveryFileName(step: number): string {
 }
 
 const NAME_RE = /^(recovery_)?ckpt_iter_(0|[1-9][0-9]*)\.safetensors$/;
+/** The reference's names (core_train.py): `ckpt_iter_{N}_loss_{val_loss}.pt`, `recovery_…`. */
+const TORCH_NAME_RE =
+  /^(?:(recovery_)ckpt_iter_(0|[1-9][0-9]*)|ckpt_iter_(0|[1-9][0-9]*)_loss_.+)\.pt$/;
 
 /**
- * Kind and step of a checkpoint file name (a path's directory is ignored).
+ * Kind and step of a checkpoint file name (a path's directory is ignored): ours, or the
+ * reference's `.pt` names, so that `init_from: resume` continues a reference run.
  *
  * @param path A file name or path.
  * @returns `{ kind, step }`, or `null` when the name is neither `ckpt_iter_{N}.safetensors`
- * nor `recovery_ckpt_iter_{N}.safetensors`.
+ * nor `recovery_ckpt_iter_{N}.safetensors` (nor `ckpt_iter_{N}_loss_{L}.pt` nor
+ * `recovery_ckpt_iter_{N}.pt`).
  *
  * @example
  * ```ts
@@ -120,11 +126,13 @@ const NAME_RE = /^(recovery_)?ckpt_iter_(0|[1-9][0-9]*)\.safetensors$/;
 export function parseCheckpointFileName(
   path: string,
 ): { kind: CheckpointKind; step: number } | null {
-  const m = NAME_RE.exec(basename(path));
-  if (m === null) return null;
-  const step = Number(m[2]);
+  const name = basename(path);
+  const m = NAME_RE.exec(name);
+  const t = m ? null : TORCH_NAME_RE.exec(name);
+  if (m === null && t === null) return null;
+  const step = Number(m ? m[2] : t![2] ?? t![3]);
   if (!Number.isSafeInteger(step)) return null;
-  return { kind: m[1] ? "recovery" : "validation", step };
+  return { kind: (m ? m[1] : t![1]) ? "recovery" : "validation", step };
 }
 
 /**
@@ -636,7 +644,7 @@ async function readPointer(outDir: string, name: string): Promise<ResumePoint | 
   if (parsed === null) {
     fail(
       `it names "${target}", which is not a checkpoint file ` +
-        `(ckpt_iter_N.safetensors or recovery_ckpt_iter_N.safetensors)`,
+        `(ckpt_iter_N.safetensors or recovery_ckpt_iter_N.safetensors, or the reference's .pt)`,
     );
   }
   // The path as written (relative to the working directory, like the reference), else the
@@ -708,14 +716,15 @@ export async function resolveResume(outDir: string): Promise<ResumePoint> {
 }
 
 /**
- * Loads a checkpoint: its tensors and metadata (with the manager's `checkpoint.` keys).
+ * Loads a checkpoint: its tensors and metadata (with the manager's `checkpoint.` keys). A
+ * microsoft/BST `.pt` file is read as `torch_checkpoint.ts` maps it.
  *
  * Requires `--allow-read` for `path`.
  *
  * @param path The checkpoint file.
  * @returns Tensors by name in file order, and the `__metadata__` strings.
- * @throws One line naming `path` when it is missing, unreadable, truncated or not
- * safetensors, or when a metadata field this project writes is malformed (see
+ * @throws One line naming `path` when it is missing, unreadable, truncated, neither
+ * safetensors nor a reference `.pt`, or when a metadata field this project writes is malformed (see
  * `validateCheckpointMetadata`).
  *
  * @example
@@ -725,7 +734,7 @@ export async function resolveResume(outDir: string): Promise<ResumePoint> {
  * ```
  */
 export async function loadCheckpoint(path: string): Promise<SafetensorsFile> {
-  const file = await readSafetensors(path);
+  const file = parseCheckpoint(await readCheckpointBytes(path), path); // safetensors or .pt
   validateCheckpointMetadata(file.metadata, path);
   if (Object.hasOwn(file.metadata, STATE_KEY)) parseState(file.metadata[STATE_KEY], path);
   return file;

@@ -71,7 +71,25 @@ Deno.test("checkpointFileName() and recoveryFileName() round-trip through parseC
     step: 2000,
   });
   assert.deepEqual(parseCheckpointFileName(recoveryFileName(7)), { kind: "recovery", step: 7 });
-  for (const bad of ["ckpt_iter_01.safetensors", "ckpt_iter_1.pt", "ckpt_iter_.safetensors", "x"]) {
+  // the reference's names (core_train.py), so a reference run resumes
+  assert.deepEqual(parseCheckpointFileName("out/run1.5/ckpt_iter_300_loss_1.0625.pt"), {
+    kind: "validation",
+    step: 300,
+  });
+  assert.deepEqual(parseCheckpointFileName("recovery_ckpt_iter_40.pt"), {
+    kind: "recovery",
+    step: 40,
+  });
+  for (
+    const bad of [
+      "ckpt_iter_01.safetensors",
+      "ckpt_iter_1.pt",
+      "ckpt_iter_.safetensors",
+      "recovery_ckpt_iter_4_loss_1.pt",
+      "ckpt_iter_1_loss_.pt",
+      "x",
+    ]
+  ) {
     assert.equal(parseCheckpointFileName(bad), null, bad);
   }
   assert.throws(() => f(-1), /non-negative integer/);
@@ -240,7 +258,7 @@ Deno.test("resolveResume() errors name the pointer", async () => {
       () => resolveResume(out),
       (e: Error) => e.message === `Cannot resume from "${pointer}": the pointer file is empty`,
     );
-    await Deno.writeTextFile(pointer, join(out, "run1", "ckpt_iter_5_loss_1.2.pt"));
+    await Deno.writeTextFile(pointer, join(out, "run1", "model_5.bin"));
     await assert.rejects(() => resolveResume(out), /is not a checkpoint file/);
     const missing = join(out, "run1", recoveryFileName(5));
     await Deno.writeTextFile(pointer, missing);
