@@ -1,8 +1,8 @@
 /**
  * `deno task evaluate --checkpoint FILE [--config FILE] [key=value ...]`: loads a checkpoint
- * written by `deno task train`, runs validation with the config stored in it (or `--config`,
- * then the overrides), and prints the same final JSON object as training as the last stdout
- * line. `--checkpoint_path` is the same flag as `--checkpoint` (the name infer uses).
+ * written by `deno task train` (or a microsoft/BST `.pt`, which needs `--config`), runs
+ * validation with the config stored in it (or `--config`, then the overrides), and prints the
+ * same final JSON object as training as the last stdout line. `--checkpoint_path` is the same flag as `--checkpoint` (the name infer uses).
  *
  * Permissions (`-P=evaluate`): read (the checkpoint, config and data files given), the env
  * variables Mesa and wgpu read. No writes, no network.
@@ -38,7 +38,7 @@ Infinity is refused unless --allow-non-finite is given.`,
       alias: "checkpoint_path",
       required: true,
       file: true,
-      help: "checkpoint written by deno task train (required)",
+      help: "checkpoint written by deno task train, or a microsoft/BST .pt (required)",
     },
     config: CHECKPOINT_CONFIG_FLAG,
     "allow-non-finite": ALLOW_NON_FINITE_FLAG,

@@ -5,7 +5,8 @@
  * tokens (64/64 by default; when a row is too short for that, a quarter of it each), with
  * EOS added before the prompt and after the goal; the rollout length is what lies between.
  * BST: the six modes; GPT: `AR` only (greedy, goal ignored). `--checkpoint` is the same flag
- * as `--checkpoint_path` (the name evaluate uses).
+ * as `--checkpoint_path` (the name evaluate uses). A microsoft/BST `.pt` checkpoint is read
+ * as it is (it holds no config: pass `--config`).
  *
  * Output: one JSON object per sample (prompt, goal, sampling_method, generated, score,
  * greedy, greedy_score, top_n, original), appended to `--output_path` or printed on stdout.
@@ -46,7 +47,7 @@ from validation rows; one JSON line per sample.`,
       alias: "checkpoint",
       required: true,
       file: true,
-      help: "checkpoint written by deno task train (required)",
+      help: "checkpoint written by deno task train, or a microsoft/BST .pt (required)",
     },
     sampling_mode: {
       type: "string",

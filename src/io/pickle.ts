@@ -319,8 +319,9 @@ export function unpickle(
   };
   const append = (l: PyValue, items: PyValue[]) => {
     if (!Array.isArray(l)) fail(`${where()}: ${NAMES[op]} on ${describePy(l)}, not a list`);
-    (l as PyValue[]).push(...items);
-    nest(l as PyValue[], items);
+    const list = l as PyValue[];
+    for (const x of items) list.push(x); // not push(...items): no argument-count limit
+    nest(list, items);
   };
   const global = (module: string, name: string) => {
     const g = options.findGlobal(module, name);

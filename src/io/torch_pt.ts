@@ -225,7 +225,11 @@ function gather(
  */
 export function parseTorchCheckpoint(bytes: Uint8Array, source = "<bytes>"): PyValue {
   const fail: Fail = (why) => {
-    throw new Error(`Cannot read checkpoint "${source}": ${why.replace(/[\r\n]/g, " ")}`);
+    // names and keys come from the file: one line, and short
+    const line = why.replace(/[\r\n\u2028\u2029]/g, " ");
+    throw new Error(
+      `Cannot read checkpoint "${source}": ${line.length > 300 ? `${line.slice(0, 300)}…` : line}`,
+    );
   };
   if (startsWith(bytes, LEGACY_MAGIC)) {
     fail(

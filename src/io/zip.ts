@@ -393,7 +393,7 @@ export function zipStored(entries: readonly ZipInput[], options: ZipOptions = {}
   }
   const dirOffset = offset;
   const dirSize = central.reduce((n, c) => n + c.length, 0);
-  out.push(...central);
+  for (const c of central) out.push(c);
   const zip64 = force || entries.length >= MAX16 || dirOffset >= MAX32 || dirSize >= MAX32;
   if (zip64) {
     const z = new Uint8Array(END64_SIZE + LOCATOR_SIZE);

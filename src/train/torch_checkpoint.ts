@@ -42,10 +42,12 @@ import {
 } from "../io/safetensors.ts";
 import { describePy, PyDict, PyOrderedDict, PyTuple, type PyValue } from "../io/pickle.ts";
 import { isTorchCheckpoint, parseTorchCheckpoint, TorchTensor } from "../io/torch_pt.ts";
+import type { Config } from "../config/schema.ts";
 import { bstParamSpecs } from "../models/bst_config.ts";
 import { gptParamSpecs } from "../models/gpt.ts";
 import { flatParamTable } from "../models/flat_params.ts";
 import type { ParamSpec } from "../models/param_specs.ts";
+import { learningRate } from "./lr_schedule.ts";
 
 /** The top-level key under which written `.pt` files keep this project's metadata. */
 export const TORCH_METADATA_KEY = "bst_webgpu";
@@ -579,4 +581,94 @@ function stepValue(info: TorchOptimizerInfo): PyValue {
   }
   const dtype = info.stepType === "F16" || info.stepType === "BF16" ? info.stepType : "F32";
   return new TorchTensor(dtype, [], fromFloat32(new Float32Array([info.step]), [], dtype).data);
+}
+
+/**
+ * The optimizer settings a run config gives the written `param_groups`: its betas and weight
+ * decay, and the learning rate of the last step taken (`step` steps done; the reference sets
+ * a group's `lr` before each step), or the configured rate before any step.
+ *
+ * @example
+ * ```ts
+ * import { torchOptimizerSettings } from "./torch_checkpoint.ts";
+ * import type { Config } from "../config/schema.ts";
+ * const config = {
+ *   optimizer: { learning_rate: 1e-3, beta1: 0.9, beta2: 0.95, weight_decay: 0.1 },
+ *   lr_scheduler: { decay_lr: false, warmup_iters: 0, lr_decay_iters: 10, min_lr: 1e-4 },
+ * } as unknown as Config;
+ * console.log(torchOptimizerSettings(config, 5).lr); // 0.001
+ * ```
+ */
+export function torchOptimizerSettings(config: Config, step: number): TorchOptimizerSettings {
+  const o = config.optimizer;
+  const s = config.lr_scheduler;
+  return {
+    lr: learningRate(Math.max(0, step - 1), {
+      learningRate: o.learning_rate,
+      decayLr: s.decay_lr,
+      warmupIters: s.warmup_iters,
+      lrDecayIters: s.lr_decay_iters,
+      minLr: s.min_lr,
+    }),
+    beta1: o.beta1,
+    beta2: o.beta2,
+    weightDecay: o.weight_decay,
+  };
+}
+
+/**
+ * Checks a checkpoint's model against a run config where the config alone decides (the
+ * vocabulary comes from the data, checked when the weights are loaded): the kind
+ * (`use_bst`), the width, the layers and the biases.
+ *
+ * @param shape What {@linkcode modelShapeOf} read off the tensors.
+ * @param config The run config.
+ * @param source The checkpoint, for the error.
+ * @throws One line naming `source`, the tensor and the config key that disagree.
+ *
+ * @example
+ * ```ts
+ * import { checkModelConfig, modelShapeOf } from "./torch_checkpoint.ts";
+ * import { gptParamSpecs } from "../models/gpt.ts";
+ * import type { Config } from "../config/schema.ts";
+ * const specs = gptParamSpecs({
+ *   vocabSize: 8, eosTokenId: 7, nLayer: 1, nHead: 2, nEmbd: 32, blockSize: 4, bias: false,
+ *   mode: "next_token", fimTokenId: -1,
+ * });
+ * const shape = modelShapeOf(new Map(specs.map((s) => [s.name, s.shape])), "x.pt");
+ * const config = { use_bst: false, model: { n_embd: 64, n_layer: 1, bias: false } } as Config;
+ * try {
+ *   checkModelConfig(shape, config, "x.pt");
+ * } catch (e) {
+ *   console.log((e as Error).message);
+ *   // Cannot load checkpoint "x.pt": tensor "model.token_embedding.weight" is 32 wide but the config's model.n_embd is 64
+ * }
+ * ```
+ */
+export function checkModelConfig(shape: ModelShape, config: Config, source: string): void {
+  const fail = failer(source);
+  const m = config.model;
+  const emb = shape.specs[0].name;
+  if ((shape.kind === "bst") !== config.use_bst) {
+    fail(
+      `it holds a ${shape.kind === "bst" ? "BST" : "GPT"} but the config says ` +
+        `use_bst: ${config.use_bst}`,
+    );
+  }
+  if (shape.nEmbd !== m.n_embd) {
+    fail(`tensor "${emb}" is ${shape.nEmbd} wide but the config's model.n_embd is ${m.n_embd}`);
+  }
+  if (shape.nLayer !== m.n_layer) {
+    fail(
+      `it has ${shape.nLayer} blocks per stack (up to "${
+        shape.specs.find((s) => s.name.includes(`.blocks.${shape.nLayer - 1}.`))?.name
+      }") but the config's model.n_layer is ${m.n_layer}`,
+    );
+  }
+  if (shape.bias !== m.bias) {
+    fail(
+      `its norms ${shape.bias ? "have" : "have no"} bias tensors but the config's model.bias is ` +
+        `${m.bias}`,
+    );
+  }
 }
