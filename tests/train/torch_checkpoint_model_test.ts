@@ -219,3 +219,18 @@ for (const name of ["bst_bf16", "gpt_compiled"] as const) {
     );
   });
 }
+
+Deno.test("the .pt written from a checkpoint of this project's layout gives the logits the reference computed after loading it", async () => {
+  const { oursToPt } = await import("../fixtures/torch/ours_to_pt.ts");
+  const want = await expected("ours_gpt");
+  const gpt = await expected("gpt_compiled"); // the same model's config
+  const model = await GPT.create(await getGpu(), gptConfigFromMetadata(gpt.metadata), {
+    label: "pt.ours",
+  });
+  const { parseCheckpoint } = await import("../../src/train/torch_checkpoint.ts");
+  model.loadSafetensors(parseCheckpoint(await oursToPt(), "ours_gpt.pt").tensors, "ours_gpt.pt");
+  const tokensT = want.tensors.get("input.tokens")!;
+  const [B, T] = tokensT.shape;
+  const logits = await model.logits(toInt32(tokensT), B, T);
+  assertClose(logits, toFloat32(want.tensors.get("expected.logits")!), "logits", ATOL, RTOL);
+});

@@ -274,3 +274,22 @@ Deno.test("toTorchCheckpoint() writes this project's checkpoints with the config
     "{}",
   ]]);
 });
+
+Deno.test("a checkpoint of this project's layout is written as the .pt the reference's load_checkpoint (strict) loaded", async () => {
+  // ours_to_pt.ts builds it; generate.py loaded these exact bytes with the reference's
+  // load_checkpoint, optimizer included, and recorded their sha256.
+  const { oursToPt } = await import("../fixtures/torch/ours_to_pt.ts");
+  const bytes = await oursToPt();
+  const want = parseSafetensors(
+    await Deno.readFile(new URL("ours_gpt.expected.safetensors", dir)),
+    "ours_gpt.expected",
+  );
+  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
+  const hex = [...digest].map((b) => b.toString(16).padStart(2, "0")).join("");
+  assert.equal(hex, want.metadata.sha256);
+  const back = parseTorchCheckpoint(bytes, "ours_gpt.pt") as PyDict;
+  assert.equal(back.get("training_steps"), BigInt(want.metadata.training_steps));
+  const groups = (back.get("optimizer") as PyDict).get("param_groups") as PyDict[];
+  assert.deepEqual(groups.map((g) => g.get("weight_decay")), [0.1, 0]);
+  assert.deepEqual(groups.map((g) => g.get("lr")), [0.001, 0.001]);
+});
