@@ -58,7 +58,8 @@ export { learningRate } from "./src/train/lr_schedule.ts";
 export { type Config, ConfigError, validateConfig } from "./src/config/schema.ts";
 export { dotlistToTree, mergeConfig } from "./src/config/merge.ts";
 
-// Checkpoints: safetensors with PyTorch names.
+// Checkpoints: safetensors with PyTorch names, and microsoft/BST's .pt files both ways (read
+// without running pickle code; from bytes, so a browser can use them too).
 export {
   fromFloat32,
   parseSafetensors,
@@ -69,6 +70,18 @@ export {
   toFloat32,
   writeSafetensorsAtomic,
 } from "./src/io/safetensors.ts";
+export {
+  isTorchCheckpoint,
+  parseTorchCheckpoint,
+  serializeTorchCheckpoint,
+  TorchTensor,
+} from "./src/io/torch_pt.ts";
+export {
+  fromTorchCheckpoint,
+  parseCheckpoint,
+  type TorchOptimizerSettings,
+  toTorchCheckpoint,
+} from "./src/train/torch_checkpoint.ts";
 
 // Sampling.
 export { BstSampler, type Generation, type SamplingOptions } from "./src/inference/bst_sampling.ts";

@@ -38,7 +38,18 @@ import {
 } from "./pickle.ts";
 import { type SafeTensor, SAFETENSORS_DTYPE_BYTES, type SafetensorsDtype } from "./safetensors.ts";
 
-/** A tensor read from (or to write to) a `.pt` file: contiguous, row-major, little-endian. */
+/**
+ * A tensor read from (or to write to) a `.pt` file: contiguous, row-major, little-endian —
+ * the same fields as a safetensors tensor, so `toFloat32` and `loadSafetensors` take it.
+ *
+ * @example
+ * ```ts
+ * import { TorchTensor } from "./torch_pt.ts";
+ * import { toFloat32 } from "./safetensors.ts";
+ * const t = new TorchTensor("F32", [2], new Uint8Array(new Float32Array([0.5, 2]).buffer));
+ * console.log(toFloat32(t)); // Float32Array(2) [ 0.5, 2 ]
+ * ```
+ */
 export class TorchTensor implements SafeTensor {
   constructor(
     readonly dtype: SafetensorsDtype,

@@ -250,6 +250,16 @@ function readStep(
  * what a file written by {@linkcode toTorchCheckpoint} kept.
  * @throws One line naming `source`: not the reference's layout, names or shapes that are not
  * a model's, an optimizer state that does not fit it.
+ *
+ * @example
+ * ```ts
+ * import { fromTorchCheckpoint } from "./torch_checkpoint.ts";
+ * import { parseTorchCheckpoint } from "../io/torch_pt.ts";
+ * const path = new URL("../../tests/fixtures/torch/bst_bf16.pt", import.meta.url);
+ * const file = fromTorchCheckpoint(parseTorchCheckpoint(await Deno.readFile(path)), "bst.pt");
+ * console.log(file.metadata.step, file.tensors.get("encoder.token_embedding.weight")!.dtype);
+ * // 300 BF16
+ * ```
  */
 export function fromTorchCheckpoint(value: PyValue, source: string): SafetensorsFile {
   const fail = failer(source);
