@@ -25,7 +25,7 @@ import { readTensor } from "../gpu/tensor.ts";
 import { paramsFromSafetensors } from "../core/param_table.ts";
 import { AdamW } from "../train/optimizer.ts";
 import { type SafetensorsFile, toFloat32, toInt32 } from "../io/safetensors.ts";
-import { BST, trainingPairList } from "../models/bst.ts";
+import { BST, type StateTables, trainingPairList } from "../models/bst.ts";
 import type { FlatParams, ModelPrecision } from "../models/flat_params.ts";
 import { readLossScaleState } from "../gpu/loss_scale.ts";
 import type { BstConfig } from "../models/bst_config.ts";
@@ -339,18 +339,8 @@ export async function bstConformance(
 
   // Text head on row 0's pairs: updated head weights on the starting encoder outputs.
   const pairs = toInt32(f.tensors.get("input.pairs")!, "input.pairs");
-  const P = pairs.length / 2;
   model.setParameters(fixtureParams(model, f, true));
-  const none = new Int32Array(P).fill(IGNORE_INDEX);
-  const logits = await model.pairHead(enc, P, false).logits({
-    count: P,
-    fIndex: new Int32Array(P).map((_, i) => pairs[2 * i]),
-    bIndex: new Int32Array(P).map((_, i) => pairs[2 * i + 1]),
-    nextTarget: none,
-    prevTarget: none,
-    nextWeight: new Float32Array(P),
-    prevWeight: new Float32Array(P),
-  });
+  const logits = await textHeadLogits(model, enc, pairs);
   checks.push(check("texthead_logits", logits, want("expected.texthead_logits")));
 
   // Evaluation losses (updated weights).
@@ -374,6 +364,32 @@ export async function bstConformance(
     checks.push(...await samplingChecks(model, name, JSON.parse(f.metadata.inference), tol));
   }
   return checks;
+}
+
+/**
+ * The reference `TextHead`'s output for explicit pairs of encoder states (row 0's, as the
+ * fixtures give them): (P, 2, V), index 0 next-token logits, 1 previous-token.
+ *
+ * @param model the BST.
+ * @param enc encoder states, already computed.
+ * @param pairs (P, 2) forward and backward positions.
+ */
+export async function textHeadLogits(
+  model: BST,
+  enc: StateTables,
+  pairs: Int32Array,
+): Promise<Float32Array> {
+  const P = pairs.length / 2;
+  const none = new Int32Array(P).fill(IGNORE_INDEX);
+  return await model.pairHead(enc, P, false).logits({
+    count: P,
+    fIndex: new Int32Array(P).map((_, i) => pairs[2 * i]),
+    bIndex: new Int32Array(P).map((_, i) => pairs[2 * i + 1]),
+    nextTarget: none,
+    prevTarget: none,
+    nextWeight: new Float32Array(P),
+    prevWeight: new Float32Array(P),
+  });
 }
 
 /**

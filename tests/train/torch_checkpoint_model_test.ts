@@ -9,7 +9,6 @@ import { fileURLToPath } from "node:url";
 import { getGpu } from "../../src/gpu/device.ts";
 import { run } from "../../src/gpu/kernel.ts";
 import { readTensor } from "../../src/gpu/tensor.ts";
-import { IGNORE_INDEX } from "../../src/gpu/cross_entropy.ts";
 import {
   parseSafetensors,
   type SafetensorsFile,
@@ -24,6 +23,7 @@ import {
   gptConfigFromMetadata,
   RTOL,
   samplingChecks,
+  textHeadLogits,
 } from "../../src/conformance/conformance.ts";
 import { BST, trainingPairList } from "../../src/models/bst.ts";
 import { GPT } from "../../src/models/gpt.ts";
@@ -63,18 +63,7 @@ Deno.test("a reference BST .pt (bf16), imported, gives the reference's encoder o
   await run(gpu, enc.forward);
   const check = (name: string, got: ArrayLike<number>) =>
     compare("bst_bf16", name, got, toFloat32(want.tensors.get(`expected.${name}`)!));
-  const pairs = toInt32(want.tensors.get("input.pairs")!);
-  const P = pairs.length / 2;
-  const none = new Int32Array(P).fill(IGNORE_INDEX);
-  const logits = await model.pairHead(enc, P, false).logits({
-    count: P,
-    fIndex: new Int32Array(P).map((_, i) => pairs[2 * i]),
-    bIndex: new Int32Array(P).map((_, i) => pairs[2 * i + 1]),
-    nextTarget: none,
-    prevTarget: none,
-    nextWeight: new Float32Array(P),
-    prevWeight: new Float32Array(P),
-  });
+  const logits = await textHeadLogits(model, enc, toInt32(want.tensors.get("input.pairs")!));
   const evalLoss = await model.evaluationLoss(tokens, B, T);
   assertChecks([
     check("fwd_emb", (await readTensor(gpu, enc.outF)).subarray(0, N)),
